@@ -1,0 +1,178 @@
+// The control plane of one appliance: configuration, data plane workers, admin listener,
+// reload and graceful stop. The data plane does the traffic; this decides what it runs.
+
+import type http from 'node:http';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { buildStatus, type StatusDoc } from './admin/status.ts';
+import { startAdmin } from './admin/server.ts';
+import { ConfigError, EdgeportError, formatProblem } from './core/errors.ts';
+import type { Logger } from './core/log.ts';
+import type { Config, LogLevel } from './core/types.ts';
+import { loadConfigFile } from './config/load.ts';
+import { createDataplane, resolveWorkers, type DataplaneHandle } from './dataplane/workers.ts';
+import type { ListenerSpec } from './dataplane/types.ts';
+import { Metrics, type ListenerState } from './metrics/metrics.ts';
+import { desiredListeners, serviceVip } from './reconcile/desired.ts';
+
+export interface AppOptions {
+  configPath: string;
+  log: Logger;
+  logLevel: LogLevel;
+  pretty: boolean;
+}
+
+export class App {
+  private readonly opts: AppOptions;
+  private readonly log: Logger;
+  cfg!: Config;
+  private dp!: DataplaneHandle;
+  private admin: http.Server | undefined;
+  private metrics!: Metrics;
+  private registry!: Registry;
+  private listeners: ListenerSpec[] = [];
+  private readonly states = new Map<string, ListenerState & { key: string }>();
+  /** VIPs allocated from pools, by service name. */
+  private readonly allocated = new Map<string, string>();
+  private ready = false;
+  private stopping = false;
+  /** Reloads and stop run one at a time, in order. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: AppOptions) {
+    this.opts = opts;
+    this.log = opts.log;
+  }
+
+  /** Throws ConfigError (exit 2) or EdgeportError; the caller decides the exit code. */
+  async start(): Promise<void> {
+    this.cfg = loadConfigFile(this.opts.configPath);
+    this.registry = new Registry();
+    collectDefaultMetrics({ register: this.registry, prefix: 'edgeport_' });
+    this.metrics = new Metrics(this.registry);
+    const workers = resolveWorkers(this.cfg.dataplane.workers);
+    this.dp = await createDataplane({ workers, log: this.log, logLevel: this.opts.logLevel, pretty: this.opts.pretty });
+    try {
+      this.admin = await startAdmin(this.cfg.admin.listen, this.adminHandlers(), this.log);
+    } catch (err) {
+      await this.dp.stop(0);
+      const e = err as NodeJS.ErrnoException;
+      throw new EdgeportError('EDGEPORT_ERR_ADMIN_BIND', `Cannot listen on admin address ${this.cfg.admin.listen.host}:${this.cfg.admin.listen.port}: ${e.message}`, { cause: err });
+    }
+    this.log.info('edgeport starting', {
+      node: this.cfg.node.name,
+      config: this.opts.configPath,
+      workers,
+      admin: `http://${this.cfg.admin.listen.host.includes(':') ? `[${this.cfg.admin.listen.host}]` : this.cfg.admin.listen.host}:${(this.admin.address() as { port: number }).port}`,
+    });
+    await this.applyConfig(this.cfg);
+    this.ready = true;
+  }
+
+  /** The admin port actually bound (admin.listen may say port 0 in tests). */
+  adminPort(): number {
+    return (this.admin?.address() as { port: number } | null)?.port ?? 0;
+  }
+
+  private async applyConfig(cfg: Config): Promise<void> {
+    for (const svc of cfg.services) {
+      if (svc.pool !== undefined && !this.allocated.has(svc.name)) {
+        this.log.warn('service not served: allocation from pools is not implemented yet; give it a fixed address', { service: svc.name, pool: svc.pool });
+      }
+    }
+    const listeners = desiredListeners(cfg, this.allocated);
+    const result = await this.dp.apply({ listeners });
+    this.listeners = listeners;
+    this.states.clear();
+    const failed = new Map(result.failed.map((f) => [f.key, f]));
+    for (const ls of listeners) {
+      const f = failed.get(ls.key);
+      this.states.set(ls.key, { key: ls.key, service: ls.service, vip: ls.vip, port: ls.spec.port, protocol: ls.spec.protocol, up: !f, ...(f ? { error: f.error } : {}) });
+      if (f) {
+        this.log.error('cannot bind listener', { code: 'EDGEPORT_ERR_BIND', listener: ls.key, service: ls.service, error: f.error });
+      } else {
+        this.log.info('serving', {
+          listener: ls.key,
+          service: ls.service,
+          scheduler: ls.spec.scheduler,
+          backends: ls.spec.backends.map((b) => `${b.address}:${b.port}${b.weight !== 1 ? `*${b.weight}` : ''}`).join(', '),
+        });
+      }
+    }
+  }
+
+  /** SIGHUP: validate the new file first; an invalid one is refused and the running config stays. */
+  reload(): Promise<boolean> {
+    const run = async (): Promise<boolean> => {
+      if (this.stopping) return false;
+      let next: Config;
+      try {
+        next = loadConfigFile(this.opts.configPath);
+      } catch (err) {
+        this.metrics.configReloads.inc({ result: 'error' });
+        const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : [String((err as Error).message)];
+        this.log.error('reload refused: the running configuration stays', { config: this.opts.configPath, problems });
+        return false;
+      }
+      if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin)) this.log.warn('admin.listen changed: takes effect at restart');
+      if (JSON.stringify(next.dataplane) !== JSON.stringify(this.cfg.dataplane)) this.log.warn('dataplane.workers changed: takes effect at restart');
+      await this.applyConfig(next);
+      this.cfg = next;
+      this.metrics.configReloads.inc({ result: 'ok' });
+      this.log.info('reload ok', { config: this.opts.configPath });
+      return true;
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p;
+    return p;
+  }
+
+  /** SIGTERM/SIGINT: close listeners, let connections finish for at most timeouts.drain, then stop. */
+  stop(): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.stopping) return;
+      this.stopping = true;
+      this.ready = false;
+      const drain = Math.max(this.cfg.defaults.timeouts.drain, ...this.listeners.map((l) => l.spec.timeouts.drain));
+      this.log.info('stopping: listeners closed, draining', { drainMs: drain });
+      await this.dp.stop(drain);
+      await new Promise<void>((resolve) => {
+        if (!this.admin) return resolve();
+        this.admin.close(() => resolve());
+        this.admin.closeAllConnections();
+      });
+      this.log.info('stopped');
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p;
+    return p;
+  }
+
+  async status(): Promise<StatusDoc> {
+    const stats = await this.dp.stats();
+    return buildStatus({
+      node: this.cfg.node.name,
+      ready: this.ready,
+      services: this.cfg.services.map((s) => ({ name: s.name, vip: serviceVip(s, this.allocated), pool: s.pool })),
+      listeners: this.listeners,
+      states: [...this.states.values()],
+      stats,
+    });
+  }
+
+  private adminHandlers() {
+    return {
+      ready: () => {
+        const reasons: string[] = [];
+        if (!this.ready) reasons.push(this.stopping ? 'stopping' : 'starting');
+        for (const s of this.states.values()) if (!s.up) reasons.push(`listener ${s.key} is not bound: ${s.error ?? 'unknown'}`);
+        return { ok: reasons.length === 0, reasons };
+      },
+      metrics: async () => {
+        const stats = await this.dp.stats();
+        this.metrics.observe(stats, [...this.states.values()]);
+        return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+      },
+      status: () => this.status(),
+    };
+  }
+}

@@ -1,0 +1,33 @@
+// `edgeport status` as a readable table. Pure.
+
+import type { StatusDoc } from '../admin/status.ts';
+
+export function formatStatusTable(doc: StatusDoc): string {
+  const rows: string[][] = [['SERVICE', 'VIP', 'PORT', 'SCHED', 'BACKEND', 'HEALTH', 'ACTIVE', 'TOTAL']];
+  for (const s of doc.services) {
+    if (s.ports.length === 0) rows.push([s.name, s.vip ?? `(pool ${s.pool ?? '?'})`, '-', '-', '-', '-', '-', '-']);
+    for (const p of s.ports) {
+      const port = `${p.port}/${p.protocol}${p.listening ? '' : ' (not bound)'}`;
+      if (p.backends.length === 0) rows.push([s.name, s.vip ?? '-', port, p.scheduler, '-', '-', '-', '-']);
+      p.backends.forEach((b, i) => {
+        const first = i === 0;
+        const addr = b.address.includes(':') ? `[${b.address}]:${b.port}` : `${b.address}:${b.port}`;
+        const health = b.draining ? 'draining' : b.up ? 'up' : 'DOWN';
+        rows.push([
+          first ? s.name : '',
+          first ? (s.vip ?? '-') : '',
+          first ? port : '',
+          first ? p.scheduler : '',
+          b.weight !== 1 ? `${addr} (w${b.weight})` : addr,
+          health,
+          String(b.active),
+          String(b.total),
+        ]);
+      });
+    }
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const lines = rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+  const head = `node ${doc.node}: ${doc.ready ? 'ready' : 'NOT READY'}`;
+  return [head, ...lines].join('\n') + '\n';
+}

@@ -1,0 +1,143 @@
+// One data plane: the listeners of this process, applied from a DesiredState as a diff,
+// and the one sweep timer that enforces idle, half-closed, UDP session and drain bounds.
+// Runs in-process or inside a worker process (worker.ts); nothing here assumes it is alone:
+// every listener binds with reusePort so N data planes can share a VIP:port.
+
+import type { Logger } from '../core/log.ts';
+import { TcpListener } from './tcp.ts';
+import { UdpListener } from './udp.ts';
+import type { ApplyResult, DataplaneStats, DesiredState, ListenerSpec } from './types.ts';
+
+type Listener = TcpListener | UdpListener;
+
+interface Draining {
+  l: Listener;
+  deadline: number;
+}
+
+export class Dataplane {
+  private readonly listeners = new Map<string, Listener>();
+  private readonly draining = new Set<Draining>();
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private tickMs = 0;
+  private stopped = false;
+
+  constructor(opts: { log: Logger }) {
+    this.log = opts.log;
+  }
+
+  async apply(state: DesiredState): Promise<ApplyResult> {
+    const want = new Map(state.listeners.map((ls) => [ls.key, ls]));
+    for (const [key, l] of this.listeners) {
+      if (!want.has(key)) {
+        this.listeners.delete(key);
+        this.retire(l);
+      }
+    }
+    const result: ApplyResult = { up: [], failed: [] };
+    const binds: Promise<void>[] = [];
+    for (const ls of state.listeners) {
+      const l = this.listeners.get(ls.key);
+      if (l) {
+        for (const b of l.update(ls)) this.log.info('backend draining', { listener: ls.key, backend: b.id, active: b.active });
+        result.up.push(ls.key);
+        continue;
+      }
+      binds.push(this.open(ls, result));
+    }
+    await Promise.all(binds);
+    this.schedule();
+    return result;
+  }
+
+  private async open(ls: ListenerSpec, result: ApplyResult): Promise<void> {
+    const l = ls.spec.protocol === 'TCP' ? new TcpListener(ls, this.log, Date.now) : new UdpListener(ls, this.log, Date.now());
+    try {
+      await l.listen();
+      this.listeners.set(ls.key, l);
+      result.up.push(ls.key);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      result.failed.push({ key: ls.key, error: e.message, code: e.code });
+    }
+  }
+
+  /** Close a listener that is no longer wanted; its connections drain for at most timeouts.drain. */
+  private retire(l: Listener): void {
+    l.close();
+    if (l.conns.size === 0) return;
+    this.log.info('drain started', { listener: l.key, connections: l.conns.size });
+    this.draining.add({ l, deadline: Date.now() + l.spec.timeouts.drain });
+  }
+
+  setBackendUp(key: string, backendId: string, up: boolean): boolean {
+    return this.listeners.get(key)?.pool.setUp(backendId, up) ?? false;
+  }
+
+  stats(): DataplaneStats {
+    const out: DataplaneStats = { listeners: [] };
+    for (const l of this.listeners.values()) out.listeners.push(l.stats());
+    return out;
+  }
+
+  /** Active connections and sessions, also of listeners that drain. */
+  activeConnections(): number {
+    let n = 0;
+    for (const l of this.listeners.values()) n += l.conns.size;
+    for (const d of this.draining) n += d.l.conns.size;
+    return n;
+  }
+
+  /**
+   * Close every listener (new connections are refused), let established connections finish
+   * for at most drainMs, then close what is left.
+   */
+  async stop(drainMs: number): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const all = [...this.listeners.values(), ...[...this.draining].map((d) => d.l)];
+    this.listeners.clear();
+    this.draining.clear();
+    for (const l of all) l.close();
+    const deadline = Date.now() + drainMs;
+    while (all.some((l) => l.conns.size > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+      for (const l of all) l.sweep(Date.now());
+    }
+    for (const l of all) l.destroyAll();
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One sweep timer for the whole data plane, its period a quarter of the shortest bound. */
+  private schedule(): void {
+    let shortest = 4000;
+    for (const l of this.listeners.values()) {
+      const t = l.spec.timeouts;
+      shortest = Math.min(shortest, t.idle, t.udpSession, t.halfClosed ?? shortest);
+    }
+    const tick = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));
+    if (this.timer && tick === this.tickMs) return;
+    clearInterval(this.timer);
+    this.tickMs = tick;
+    this.timer = setInterval(() => this.sweep(), tick);
+    this.timer.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const l of this.listeners.values()) l.sweep(now);
+    for (const d of this.draining) {
+      d.l.sweep(now);
+      if (d.l.conns.size === 0) {
+        this.draining.delete(d);
+        this.log.info('drain finished', { listener: d.l.key });
+      } else if (now >= d.deadline) {
+        this.log.warn('drain timed out: closing remaining connections', { listener: d.l.key, connections: d.l.conns.size });
+        d.l.destroyAll();
+        this.draining.delete(d);
+      }
+    }
+  }
+}
