@@ -9,6 +9,7 @@ import { ConfigError, EdgeportError, formatProblem } from './core/errors.ts';
 import type { Logger } from './core/log.ts';
 import type { Config, LogLevel } from './core/types.ts';
 import { loadConfigFile } from './config/load.ts';
+import { HealthChecker, type HealthChange } from './health/checker.ts';
 import { createDataplane, resolveWorkers, type DataplaneHandle } from './dataplane/workers.ts';
 import type { ListenerSpec } from './dataplane/types.ts';
 import { Metrics, type ListenerState } from './metrics/metrics.ts';
@@ -33,6 +34,8 @@ export class App {
   private readonly states = new Map<string, ListenerState & { key: string }>();
   /** VIPs allocated from pools, by service name. */
   private readonly allocated = new Map<string, string>();
+  private checker!: HealthChecker;
+  private readonly panicking = new Set<string>();
   private ready = false;
   private stopping = false;
   /** Reloads and stop run one at a time, in order. */
@@ -51,6 +54,7 @@ export class App {
     this.metrics = new Metrics(this.registry);
     const workers = resolveWorkers(this.cfg.dataplane.workers);
     this.dp = await createDataplane({ workers, log: this.log, logLevel: this.opts.logLevel, pretty: this.opts.pretty });
+    this.checker = new HealthChecker({ log: this.log, onChange: (c) => this.onHealth(c) });
     try {
       this.admin = await startAdmin(this.cfg.admin.listen, this.adminHandlers(), this.log);
     } catch (err) {
@@ -82,6 +86,8 @@ export class App {
     const listeners = desiredListeners(cfg, this.allocated);
     const result = await this.dp.apply({ listeners });
     this.listeners = listeners;
+    this.checker.sync(listeners);
+    for (const key of this.panicking) if (!listeners.some((l) => l.key === key)) this.panicking.delete(key);
     this.states.clear();
     const failed = new Map(result.failed.map((f) => [f.key, f]));
     for (const ls of listeners) {
@@ -97,6 +103,17 @@ export class App {
           backends: ls.spec.backends.map((b) => `${b.address}:${b.port}${b.weight !== 1 ? `*${b.weight}` : ''}`).join(', '),
         });
       }
+    }
+  }
+
+  private onHealth(c: HealthChange): void {
+    this.dp.setBackendUp(c.listener, c.backend, c.up).catch((err: unknown) => this.log.error('cannot pass health to the data plane', { err }));
+    const all = this.checker.allDown(c.listener);
+    if (all && !this.panicking.has(c.listener)) {
+      this.panicking.add(c.listener);
+      this.log.warn('panic: every backend is down; sending to all of them', { listener: c.listener, service: c.service });
+    } else if (!all && this.panicking.delete(c.listener)) {
+      this.log.info('panic over: a backend is up again', { listener: c.listener, service: c.service, backend: c.backend });
     }
   }
 
@@ -132,8 +149,10 @@ export class App {
       if (this.stopping) return;
       this.stopping = true;
       this.ready = false;
+      if (!this.dp) return; // stopped during start-up, before a data plane existed
       const drain = Math.max(this.cfg.defaults.timeouts.drain, ...this.listeners.map((l) => l.spec.timeouts.drain));
       this.log.info('stopping: listeners closed, draining', { drainMs: drain });
+      this.checker?.stop();
       await this.dp.stop(drain);
       await new Promise<void>((resolve) => {
         if (!this.admin) return resolve();

@@ -18,9 +18,11 @@ export const TEST_FILES = [
   'test/unit/scheduler.test.ts',
   'test/unit/proxyproto.test.ts',
   'test/unit/log.test.ts',
+  'test/unit/health.test.ts',
   'test/integration/tcp.test.ts',
   'test/integration/udp.test.ts',
   'test/integration/dataplane.test.ts',
+  'test/integration/health.test.ts',
   'test/e2e/cli.test.ts',
   'test/e2e/run.test.ts',
 ];
