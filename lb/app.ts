@@ -4,6 +4,7 @@
 import type http from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { buildStatus, type StatusDoc } from './admin/status.ts';
+import { statusPage } from './admin/page.ts';
 import { startAdmin } from './admin/server.ts';
 import { ConfigError, EdgeportError, formatProblem } from './core/errors.ts';
 import type { Logger } from './core/log.ts';
@@ -175,6 +176,7 @@ export class App {
       listeners: this.listeners,
       states: [...this.states.values()],
       stats,
+      health: (l, b) => this.checker.health(l, b),
     });
   }
 
@@ -192,6 +194,7 @@ export class App {
         return { contentType: this.registry.contentType, body: await this.registry.metrics() };
       },
       status: () => this.status(),
+      page: () => statusPage(this.cfg.node.name),
     };
   }
 }

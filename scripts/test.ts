@@ -25,6 +25,7 @@ export const TEST_FILES = [
   'test/integration/health.test.ts',
   'test/e2e/cli.test.ts',
   'test/e2e/run.test.ts',
+  'test/e2e/page.test.ts',
 ];
 
 function onDisk(dir: string): string[] {

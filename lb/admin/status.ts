@@ -12,6 +12,10 @@ export interface StatusBackend {
   total: number;
   draining: boolean;
   connectFailures: number;
+  /** Last health change (ISO time), null when none since start. */
+  lastChange: string | null;
+  /** Last health check result: "ok", a reason, or "not checked". */
+  lastCheck: string;
 }
 
 export interface StatusPort {
@@ -47,6 +51,7 @@ export function buildStatus(opts: {
   listeners: readonly ListenerSpec[];
   states: readonly (ListenerState & { key: string })[];
   stats: DataplaneStats;
+  health?: (listener: string, backend: string) => { since: number; lastResult: string } | undefined;
 }): StatusDoc {
   const stats = new Map(opts.stats.listeners.map((l) => [l.key, l]));
   const states = new Map(opts.states.map((s) => [s.key, s]));
@@ -57,20 +62,25 @@ export function buildStatus(opts: {
     if (!svc) continue;
     const st = stats.get(ls.key);
     const state = states.get(ls.key);
-    const backends: StatusBackend[] = (st?.backends ?? []).map((b) => ({
-      address: b.address,
-      port: b.port,
-      weight: b.weight,
-      up: b.up,
-      active: b.active,
-      total: b.total,
-      draining: b.draining,
-      connectFailures: b.connectFailures,
-    }));
+    const backends: StatusBackend[] = (st?.backends ?? []).map((b) => {
+      const h = opts.health?.(ls.key, b.id);
+      return {
+        address: b.address,
+        port: b.port,
+        weight: b.weight,
+        up: b.up,
+        active: b.active,
+        total: b.total,
+        draining: b.draining,
+        connectFailures: b.connectFailures,
+        lastChange: h && h.since > 0 ? new Date(h.since).toISOString() : null,
+        lastCheck: h?.lastResult ?? 'not checked',
+      };
+    });
     if (!st) {
       // Not listening (bind failed): show the configured backends.
       for (const b of ls.spec.backends) {
-        backends.push({ address: b.address, port: b.port, weight: b.weight, up: true, active: 0, total: 0, draining: false, connectFailures: 0 });
+        backends.push({ address: b.address, port: b.port, weight: b.weight, up: true, active: 0, total: 0, draining: false, connectFailures: 0, lastChange: null, lastCheck: 'not checked' });
       }
     }
     svc.ports.push({

@@ -3,6 +3,7 @@
 // Runs in-process or inside a worker process (worker.ts); nothing here assumes it is alone:
 // every listener binds with reusePort so N data planes can share a VIP:port.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
 import { TcpListener } from './tcp.ts';
 import { UdpListener } from './udp.ts';
@@ -22,31 +23,48 @@ export class Dataplane {
   private timer: NodeJS.Timeout | undefined;
   private tickMs = 0;
   private stopped = false;
+  /** The apply (or stop) running now: the next one waits for it. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: { log: Logger }) {
     this.log = opts.log;
   }
 
-  async apply(state: DesiredState): Promise<ApplyResult> {
+  /**
+   * Applies run one at a time: two overlapping applies of a new listener would otherwise both
+   * bind it (reusePort lets them) and orphan one socket that keeps accepting.
+   */
+  apply(state: DesiredState): Promise<ApplyResult> {
+    const run = this.queue.then(() => this.applyNow(state));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(state: DesiredState): Promise<ApplyResult> {
+    const result: ApplyResult = { up: [], failed: [] };
+    // The last spec of a key wins; a key listed twice is bound once.
     const want = new Map(state.listeners.map((ls) => [ls.key, ls]));
+    if (this.stopped) {
+      for (const key of want.keys()) result.failed.push({ key, error: 'Cannot open the listener: the data plane is stopping' });
+      return result;
+    }
     for (const [key, l] of this.listeners) {
       if (!want.has(key)) {
         this.listeners.delete(key);
         this.retire(l);
       }
     }
-    const result: ApplyResult = { up: [], failed: [] };
     const binds: Promise<void>[] = [];
-    for (const ls of state.listeners) {
+    for (const ls of want.values()) {
       const l = this.listeners.get(ls.key);
       if (l) {
         for (const b of l.update(ls)) this.log.info('backend draining', { listener: ls.key, backend: b.id, active: b.active });
-        result.up.push(ls.key);
         continue;
       }
       binds.push(this.open(ls, result));
     }
     await Promise.all(binds);
+    for (const key of want.keys()) if (this.listeners.has(key)) result.up.push(key);
     this.schedule();
     return result;
   }
@@ -56,7 +74,6 @@ export class Dataplane {
     try {
       await l.listen();
       this.listeners.set(ls.key, l);
-      result.up.push(ls.key);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       result.failed.push({ key: ls.key, error: e.message, code: e.code });
@@ -72,7 +89,7 @@ export class Dataplane {
   }
 
   setBackendUp(key: string, backendId: string, up: boolean): boolean {
-    return this.listeners.get(key)?.pool.setUp(backendId, up) ?? false;
+    return this.listeners.get(key)?.setBackendUp(backendId, up) ?? false;
   }
 
   stats(): DataplaneStats {
@@ -93,30 +110,40 @@ export class Dataplane {
    * Close every listener (new connections are refused), let established connections finish
    * for at most drainMs, then close what is left.
    */
-  async stop(drainMs: number): Promise<void> {
-    if (this.stopped) return;
+  stop(drainMs: number): Promise<void> {
+    if (this.stopped) return this.queue.then(() => undefined);
     this.stopped = true;
+    // Let an apply in flight finish its binds first, so no listener it opens is left behind.
+    const run = this.queue.then(() => this.stopNow(drainMs));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async stopNow(drainMs: number): Promise<void> {
     const all = [...this.listeners.values(), ...[...this.draining].map((d) => d.l)];
     this.listeners.clear();
     this.draining.clear();
     for (const l of all) l.close();
     const deadline = Date.now() + drainMs;
     while (all.some((l) => l.conns.size > 0) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
       for (const l of all) l.sweep(Date.now());
     }
     for (const l of all) l.destroyAll();
+    // Destroyed sockets report 'close' on a later tick: wait (briefly) until they have.
+    for (let i = 0; i < 40 && all.some((l) => l.conns.size > 0); i++) await sleep(25);
     clearInterval(this.timer);
     this.timer = undefined;
   }
 
-  /** One sweep timer for the whole data plane, its period a quarter of the shortest bound. */
+  /** One sweep timer for the whole data plane, its period a quarter of the shortest bound (drains included). */
   private schedule(): void {
     let shortest = 4000;
     for (const l of this.listeners.values()) {
       const t = l.spec.timeouts;
       shortest = Math.min(shortest, t.idle, t.udpSession, t.halfClosed ?? shortest);
     }
+    for (const d of this.draining) shortest = Math.min(shortest, d.l.spec.timeouts.drain);
     const tick = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));
     if (this.timer && tick === this.tickMs) return;
     clearInterval(this.timer);

@@ -1,7 +1,9 @@
 // PROXY protocol headers sent to backends (HAProxy's spec, v1 text and v2 binary). Pure.
 
-import { isIPv6 } from 'node:net';
+import { ipFamily } from '../ipam/address.ts';
 import type { ProxyProtocol } from '../core/types.ts';
+
+const isV6 = (a: string): boolean => ipFamily(a) === 6;
 
 const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
@@ -22,10 +24,13 @@ export function proxyHeader(kind: ProxyProtocol, e: Endpoints): Buffer | undefin
   if (kind === 'none') return undefined;
   const src = unmap(e.srcAddr);
   const dst = unmap(e.dstAddr);
-  const v6 = isIPv6(src) || isIPv6(dst);
+  const v6 = isV6(src) || isV6(dst);
   if (kind === 'v1') {
     if (e.protocol !== 'TCP') return undefined; // v1 only describes TCP streams
-    return Buffer.from(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${src} ${dst} ${e.srcPort} ${e.dstPort}\r\n`, 'latin1');
+    // One family per header: with a v6 side, a v4 side is written IPv4-mapped (as v2 does).
+    const s1 = v6 && !isV6(src) ? `::ffff:${src}` : src;
+    const d1 = v6 && !isV6(dst) ? `::ffff:${dst}` : dst;
+    return Buffer.from(`PROXY ${v6 ? 'TCP6' : 'TCP4'} ${s1} ${d1} ${e.srcPort} ${e.dstPort}\r\n`, 'latin1');
   }
   const addrLen = v6 ? 36 : 12;
   const buf = Buffer.alloc(16 + addrLen);
@@ -53,7 +58,7 @@ function writeV4(buf: Buffer, off: number, a: string): void {
 }
 
 function writeV6(buf: Buffer, off: number, a: string): void {
-  if (!isIPv6(a)) a = `::ffff:${a}`;
+  if (!isV6(a)) a = `::ffff:${a}`;
   const [head, tail] = a.split('::') as [string, string | undefined];
   const toGroups = (s: string | undefined): number[] => {
     if (!s) return [];

@@ -36,7 +36,7 @@ class Conn {
 
 export class TcpListener {
   readonly key: string;
-  readonly service: string;
+  service: string;
   readonly vip: string;
   spec: PortSpec;
   readonly pool: BackendPool;
@@ -57,7 +57,7 @@ export class TcpListener {
     this.log = log;
     this.now = now;
     this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends);
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (c) =>
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (c) =>
       this.onConnection(c),
     );
   }
@@ -75,8 +75,14 @@ export class TcpListener {
   }
 
   update(ls: ListenerSpec): BackendState[] {
+    this.service = ls.service;
     this.spec = ls.spec;
     return this.pool.update(ls.spec.scheduler, ls.spec.backends);
+  }
+
+  /** Health changed: new connections follow it; established ones are left to finish. */
+  setBackendUp(id: string, up: boolean): boolean {
+    return this.pool.setUp(id, up);
   }
 
   /** Stop accepting: new connections are refused from now on. */
@@ -100,6 +106,10 @@ export class TcpListener {
       client.destroy();
       return;
     }
+    // Paused, not pauseOnConnect: the socket still reads up to its highWaterMark while we
+    // dial, so a client that resets meanwhile is seen at once (and the dial dropped) rather
+    // than after every connect try; its first bytes wait in the buffer for pipe().
+    client.pause();
     const c = new Conn(this, client, this.now());
     this.conns.add(c);
     client.on('error', (err) => this.onSideError(c, err, client));
@@ -204,7 +214,11 @@ export class TcpListener {
     if (c.connected && c.backend) this.pool.close(c.backend);
   }
 
-  /** Called by the data plane's sweep: idle and half-closed bounds. */
+  /**
+   * Called by the data plane's sweep: idle and half-closed bounds. The half-closed bound is
+   * an inactivity bound once a side sent FIN (HAProxy's client-fin/server-fin): a reply that
+   * keeps streaming after the client's FIN is not cut.
+   */
   sweep(now: number): void {
     const idle = this.spec.timeouts.idle;
     const half = this.spec.timeouts.halfClosed ?? DEFAULT_HALF_CLOSED;
@@ -214,7 +228,7 @@ export class TcpListener {
         c.seen = seen;
         c.lastActive = now;
       }
-      if (now - c.lastActive >= idle || (c.halfSince > 0 && now - c.halfSince >= half)) {
+      if (now - c.lastActive >= idle || (c.halfSince > 0 && now - Math.max(c.halfSince, c.lastActive) >= half)) {
         if (this.log.debugEnabled) this.log.debug('connection timed out', { listener: this.key });
         c.client.destroy();
         c.upstream?.destroy();

@@ -36,7 +36,7 @@ class Session {
 
 export class UdpListener {
   readonly key: string;
-  readonly service: string;
+  service: string;
   readonly vip: string;
   spec: PortSpec;
   readonly pool: BackendPool;
@@ -65,7 +65,11 @@ export class UdpListener {
 
   listen(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      const onError = (err: Error) => {
+        this.closing = true;
+        this.sock.close(); // a failed bind still holds a descriptor
+        reject(err);
+      };
       this.sock.once('error', onError);
       this.sock.bind({ address: this.vip, port: this.spec.port }, () => {
         this.sock.off('error', onError);
@@ -76,8 +80,20 @@ export class UdpListener {
   }
 
   update(ls: ListenerSpec): BackendState[] {
+    this.service = ls.service;
     this.spec = ls.spec;
     return this.pool.update(ls.spec.scheduler, ls.spec.backends);
+  }
+
+  /**
+   * Health changed. A backend going down ends its sessions: UDP gives the client no signal,
+   * and a client that keeps sending would otherwise stay on a dead backend for as long as it
+   * talks (IPVS's expire_nodest_conn). Its next datagram opens a session on a healthy one.
+   */
+  setBackendUp(id: string, up: boolean): boolean {
+    if (!this.pool.setUp(id, up)) return false;
+    if (!up) for (const s of this.sessions.values()) if (s.backend.id === id) this.endSession(s);
+    return true;
   }
 
   /**

@@ -128,7 +128,13 @@ class WorkerPool implements DataplaneHandle {
       w.spawn(pool.env, (wk, code, signal) => pool.onExit(wk, code, signal));
       pool.ws.push(w);
     }
-    await Promise.all(pool.ws.map((w) => w.ready));
+    try {
+      await Promise.all(pool.ws.map((w) => w.ready));
+    } catch (err) {
+      // One worker could not start: end the others rather than leave them (and respawning) behind.
+      await pool.stop(0);
+      throw err;
+    }
     return pool;
   }
 
