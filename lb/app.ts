@@ -54,8 +54,14 @@ export class App {
     collectDefaultMetrics({ register: this.registry, prefix: 'edgeport_' });
     this.metrics = new Metrics(this.registry);
     const workers = resolveWorkers(this.cfg.dataplane.workers);
-    this.dp = await createDataplane({ workers, log: this.log, logLevel: this.opts.logLevel, pretty: this.opts.pretty });
     this.checker = new HealthChecker({ log: this.log, onChange: (c) => this.onHealth(c) });
+    this.dp = await createDataplane({
+      workers,
+      log: this.log,
+      logLevel: this.opts.logLevel,
+      pretty: this.opts.pretty,
+      hooks: { connectFailure: (l, b, reason) => this.checker.passiveFailure(l, b, reason) },
+    });
     try {
       this.admin = await startAdmin(this.cfg.admin.listen, this.adminHandlers(), this.log);
     } catch (err) {

@@ -26,6 +26,7 @@ export const TEST_FILES = [
   'test/e2e/cli.test.ts',
   'test/e2e/run.test.ts',
   'test/e2e/page.test.ts',
+  'test/e2e/resilience.test.ts',
 ];
 
 function onDisk(dir: string): string[] {

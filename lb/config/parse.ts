@@ -71,7 +71,7 @@ export function builtinDefaults(): Defaults {
   return {
     scheduler: 'rr',
     healthCheck: { interval: 2000, timeout: 1000, rise: 2, fall: 3, path: '/healthz' },
-    timeouts: { connect: 3000, idle: 3_600_000, udpSession: 30_000, drain: 30_000 },
+    timeouts: { connect: 3000, idle: 3_600_000, udpSession: 30_000, drain: 30_000, halfClosed: 60_000 },
     proxyProtocol: 'none',
     retries: 3,
     limits: { maxConnections: 0, maxUdpSessions: 65536 },
@@ -100,7 +100,7 @@ const ANNOUNCE_KEYS = ['mode', 'interface'];
 const POOL_KEYS = ['name', 'addresses', 'autoAssign', 'avoidBuggyIPs'];
 const SETTINGS_KEYS = ['scheduler', 'healthCheck', 'timeouts', 'proxyProtocol', 'retries', 'limits'];
 const HEALTH_KEYS = ['type', 'interval', 'timeout', 'rise', 'fall', 'port', 'path'];
-const TIMEOUT_KEYS = ['connect', 'idle', 'udpSession', 'drain'];
+const TIMEOUT_KEYS = ['connect', 'idle', 'udpSession', 'drain', 'halfClosed'];
 const LIMIT_KEYS = ['maxConnections', 'maxUdpSessions'];
 const SERVICE_KEYS = ['name', 'address', 'pool', 'ports'];
 const PORT_KEYS = ['port', 'protocol', 'backends', ...SETTINGS_KEYS];
@@ -607,6 +607,8 @@ function readSettings(r: Reader, m: YMap | undefined, base: Defaults): Defaults 
   if (udp !== undefined) timeouts.udpSession = udp;
   const drain = r.duration(r.value(tMap, 'drain'), 0);
   if (drain !== undefined) timeouts.drain = drain;
+  const halfClosed = r.duration(r.value(tMap, 'halfClosed'), 1);
+  if (halfClosed !== undefined) timeouts.halfClosed = halfClosed;
 
   const lMap = r.map(r.value(m, 'limits'), LIMIT_KEYS);
   const limits: Limits = { ...base.limits };

@@ -23,7 +23,7 @@ export interface Timeouts {
   idle: number;
   udpSession: number;
   drain: number;
-  /** How long a connection may stay half-closed (one side sent FIN); default 60s. */
+  /** How long a half-closed connection (one side sent FIN) may go without traffic; default 60s. */
   halfClosed?: number;
 }
 

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
 import { TcpListener } from './tcp.ts';
 import { UdpListener } from './udp.ts';
-import type { ApplyResult, DataplaneStats, DesiredState, ListenerSpec } from './types.ts';
+import type { ApplyResult, DataplaneHooks, DataplaneStats, DesiredState, ListenerSpec } from './types.ts';
 
 type Listener = TcpListener | UdpListener;
 
@@ -26,7 +26,10 @@ export class Dataplane {
   /** The apply (or stop) running now: the next one waits for it. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(opts: { log: Logger }) {
+  private readonly hooks: DataplaneHooks | undefined;
+
+  constructor(opts: { log: Logger; hooks?: DataplaneHooks }) {
+    this.hooks = opts.hooks;
     this.log = opts.log;
   }
 
@@ -70,7 +73,7 @@ export class Dataplane {
   }
 
   private async open(ls: ListenerSpec, result: ApplyResult): Promise<void> {
-    const l = ls.spec.protocol === 'TCP' ? new TcpListener(ls, this.log, Date.now) : new UdpListener(ls, this.log, Date.now());
+    const l = ls.spec.protocol === 'TCP' ? new TcpListener(ls, this.log, Date.now, this.hooks) : new UdpListener(ls, this.log, Date.now(), this.hooks);
     try {
       await l.listen();
       this.listeners.set(ls.key, l);

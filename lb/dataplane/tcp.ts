@@ -7,7 +7,7 @@ import type { Logger } from '../core/log.ts';
 import type { PortSpec } from '../core/types.ts';
 import { BackendPool, type BackendState } from './pool.ts';
 import { proxyHeader } from './proxyproto.ts';
-import type { ListenerSpec, ListenerStats } from './types.ts';
+import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
 const DEFAULT_HALF_CLOSED = 60_000;
 
@@ -49,7 +49,10 @@ export class TcpListener {
   limitRejected = 0;
   noBackend = 0;
 
-  constructor(ls: ListenerSpec, log: Logger, now: () => number) {
+  private readonly hooks: DataplaneHooks | undefined;
+
+  constructor(ls: ListenerSpec, log: Logger, now: () => number, hooks?: DataplaneHooks) {
+    this.hooks = hooks;
     this.key = ls.key;
     this.service = ls.service;
     this.vip = ls.vip;
@@ -136,6 +139,7 @@ export class TcpListener {
       up.off('timeout', onTimeout);
       up.destroy();
       b.connectFailures++;
+      this.hooks?.connectFailure(this.key, b.id, (err as NodeJS.ErrnoException).code ?? err.message);
       c.upstream = undefined;
       c.backend = undefined;
       (c.tried ??= new Set()).add(b);
@@ -146,7 +150,8 @@ export class TcpListener {
         c.client.resetAndDestroy();
       }
     };
-    const onTimeout = () => onFail(new Error(`connect timeout after ${this.spec.timeouts.connect}ms`));
+    const onTimeout = () =>
+      onFail(Object.assign(new Error(`connect timeout after ${this.spec.timeouts.connect}ms`), { code: 'EDGEPORT_ERR_CONNECT_TIMEOUT' }));
     const onConnect = () => {
       up.off('error', onFail);
       up.off('timeout', onTimeout);

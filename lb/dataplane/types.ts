@@ -52,6 +52,12 @@ export interface ListenerStats {
   backends: BackendStats[];
 }
 
+/** What a data plane tells the control plane as it happens (passive health). */
+export interface DataplaneHooks {
+  /** A client connect or session to this backend failed: refused, timed out, unreachable. */
+  connectFailure(listener: string, backend: string, reason: string): void;
+}
+
 export interface DataplaneStats {
   listeners: ListenerStats[];
 }

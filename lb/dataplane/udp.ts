@@ -8,7 +8,7 @@ import type { Logger } from '../core/log.ts';
 import type { PortSpec } from '../core/types.ts';
 import { BackendPool, type BackendState } from './pool.ts';
 import { proxyHeader } from './proxyproto.ts';
-import type { ListenerSpec, ListenerStats } from './types.ts';
+import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
 /** Datagrams held per session while its upstream socket connects. */
 const MAX_PENDING = 64;
@@ -51,7 +51,10 @@ export class UdpListener {
   noBackend = 0;
   private closing = false;
 
-  constructor(ls: ListenerSpec, log: Logger, now: number) {
+  private readonly hooks: DataplaneHooks | undefined;
+
+  constructor(ls: ListenerSpec, log: Logger, now: number, hooks?: DataplaneHooks) {
+    this.hooks = hooks;
     this.key = ls.key;
     this.service = ls.service;
     this.vip = ls.vip;
@@ -166,6 +169,7 @@ export class UdpListener {
     up.on('error', (err) => {
       // ECONNREFUSED: the backend's host answered ICMP port unreachable.
       b.connectFailures++;
+      this.hooks?.connectFailure(this.key, b.id, (err as NodeJS.ErrnoException).code ?? err.message);
       if (this.log.debugEnabled) this.log.debug('udp upstream error', { listener: this.key, backend: b.id, err });
       this.endSession(s);
     });

@@ -17,6 +17,9 @@ export type WorkerRequest =
 /** A request before it gets its id. */
 export type WorkerCall = WorkerRequest extends infer R ? (R extends WorkerRequest ? Omit<R, 'id'> : never) : never;
 
+/** Unsolicited news from a worker (no id). */
+export type WorkerEvent = { event: 'connectFailure'; listener: string; backend: string; reason: string };
+
 export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };
 
 const index = Number(process.env.EDGEPORT_WORKER ?? 0);
@@ -25,7 +28,12 @@ const log = createLogger({
   pretty: process.env.EDGEPORT_LOG_PRETTY === '1',
   base: { worker: index },
 });
-const dp = new Dataplane({ log });
+const dp = new Dataplane({
+  log,
+  hooks: {
+    connectFailure: (listener, backend, reason) => process.send?.({ event: 'connectFailure', listener, backend, reason } satisfies WorkerEvent),
+  },
+});
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => {});
 process.on('disconnect', () => process.exit(0));

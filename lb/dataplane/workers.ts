@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/log.ts';
 import type { LogLevel } from '../core/types.ts';
 import { Dataplane } from './dataplane.ts';
-import type { ApplyResult, BackendStats, DataplaneStats, DesiredState, ListenerStats } from './types.ts';
-import type { WorkerCall, WorkerReply, WorkerRequest } from './worker.ts';
+import type { ApplyResult, BackendStats, DataplaneHooks, DataplaneStats, DesiredState, ListenerStats } from './types.ts';
+import type { WorkerCall, WorkerEvent, WorkerReply, WorkerRequest } from './worker.ts';
 
 export interface DataplaneHandle {
   readonly workers: number;
@@ -24,21 +24,24 @@ export function resolveWorkers(w: number | 'auto'): number {
   return w === 'auto' ? Math.max(1, availableParallelism()) : w;
 }
 
-export function createDataplane(opts: {
+export interface DataplaneOptions {
   workers: number;
   log: Logger;
   logLevel: LogLevel;
   pretty: boolean;
-}): Promise<DataplaneHandle> {
-  if (opts.workers <= 1) return Promise.resolve(new InProcess(opts.log));
+  hooks?: DataplaneHooks;
+}
+
+export function createDataplane(opts: DataplaneOptions): Promise<DataplaneHandle> {
+  if (opts.workers <= 1) return Promise.resolve(new InProcess(opts.log, opts.hooks));
   return WorkerPool.start(opts);
 }
 
 class InProcess implements DataplaneHandle {
   readonly workers = 1;
   private readonly dp: Dataplane;
-  constructor(log: Logger) {
-    this.dp = new Dataplane({ log });
+  constructor(log: Logger, hooks?: DataplaneHooks) {
+    this.dp = new Dataplane({ log, ...(hooks ? { hooks } : {}) });
   }
   apply(state: DesiredState): Promise<ApplyResult> {
     return this.dp.apply(state);
@@ -67,6 +70,8 @@ class Worker {
     this.index = index;
   }
 
+  hooks: DataplaneHooks | undefined;
+
   spawn(env: NodeJS.ProcessEnv, onExit: (w: Worker, code: number | null, signal: string | null) => void): void {
     const path = fileURLToPath(new URL('./worker.ts', import.meta.url));
     this.child = fork(path, [], {
@@ -78,7 +83,11 @@ class Worker {
       this.pending.set(0, { resolve: () => resolve(), reject });
     });
     this.child.on('message', (raw) => {
-      const m = raw as WorkerReply;
+      const m = raw as WorkerReply | WorkerEvent;
+      if ('event' in m) {
+        if (m.event === 'connectFailure') this.hooks?.connectFailure(m.listener, m.backend, m.reason);
+        return;
+      }
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
@@ -115,16 +124,17 @@ class WorkerPool implements DataplaneHandle {
   private readonly down = new Map<string, boolean>();
   private stopping = false;
 
-  private constructor(opts: { workers: number; log: Logger; logLevel: LogLevel; pretty: boolean }) {
+  private constructor(opts: DataplaneOptions) {
     this.workers = opts.workers;
     this.log = opts.log;
     this.env = { ...process.env, EDGEPORT_LOG_LEVEL: opts.logLevel, EDGEPORT_LOG_PRETTY: opts.pretty ? '1' : '0' };
   }
 
-  static async start(opts: { workers: number; log: Logger; logLevel: LogLevel; pretty: boolean }): Promise<WorkerPool> {
+  static async start(opts: DataplaneOptions): Promise<WorkerPool> {
     const pool = new WorkerPool(opts);
     for (let i = 0; i < opts.workers; i++) {
       const w = new Worker(i);
+      w.hooks = opts.hooks;
       w.spawn(pool.env, (wk, code, signal) => pool.onExit(wk, code, signal));
       pool.ws.push(w);
     }
