@@ -148,6 +148,11 @@ export class Allocator {
   private readonly byKey = new Map<string, Held>();
   /** Address slot -> keys holding it, in assignment order. */
   private readonly bySlot = new Map<bigint, Held[]>();
+  /**
+   * Per range: no address below this one is free. Makes a run of allocations linear instead of
+   * quadratic; lowered when an address is freed, dropped with the ranges on setPools.
+   */
+  private readonly lowHint = new Map<IpRange, bigint>();
 
   /** Throws TypeError on an invalid pool specification (the config parser refuses those). */
   constructor(pools: readonly PoolSpec[] = []) {
@@ -160,6 +165,7 @@ export class Allocator {
    */
   setPools(pools: readonly PoolSpec[]): { key: string; ip: string }[] {
     this.pools = compilePools(pools);
+    this.lowHint.clear();
     return this.outsidePools();
   }
 
@@ -269,8 +275,14 @@ export class Allocator {
     if (!h) return false;
     this.byKey.delete(key);
     const list = this.bySlot.get(h.slot)!.filter((x) => x.key !== key);
-    if (list.length === 0) this.bySlot.delete(h.slot);
-    else this.bySlot.set(h.slot, list);
+    if (list.length === 0) {
+      this.bySlot.delete(h.slot);
+      for (const [r, low] of this.lowHint) {
+        if (r.family === h.family && r.first <= h.value && h.value < low) this.lowHint.set(r, h.value);
+      }
+    } else {
+      this.bySlot.set(h.slot, list);
+    }
     return true;
   }
 
@@ -387,15 +399,23 @@ export class Allocator {
 
   /**
    * The lowest address of `r` that nobody but `key` holds. Walks only past held addresses (and
-   * skipped .0/.255), so the cost is bounded by the number held, not the range's size.
+   * skipped .0/.255) above the range's hint, so the cost is bounded by the number held, not
+   * the range's size.
    */
   private firstFree(key: string, r: IpRange, avoidBuggy: boolean): bigint | undefined {
     if (rangeSize(r, avoidBuggy) === 0n) return undefined;
-    for (let v = r.first; v <= r.last; v++) {
+    for (let v = this.lowHint.get(r) ?? r.first; v <= r.last; v++) {
       if (avoidBuggy && isBuggyIp(v, r.family)) continue;
       const holders = this.bySlot.get(slotOf(r.family, v));
-      if (!holders || holders.every((h) => h.key === key)) return v;
+      if (!holders) {
+        this.lowHint.set(r, v);
+        return v;
+      }
+      // Held by `key` alone: free for it (allocate keeps such an address before it gets here,
+      // so this only matters for completeness; the hint stays below it).
+      if (holders.every((h) => h.key === key)) return v;
     }
+    this.lowHint.set(r, r.last + 1n);
     return undefined;
   }
 

@@ -7,7 +7,8 @@
 // depend on the order of the services:
 //   1. fixed addresses, in configuration order (they may lie outside pools; static services
 //      may share one when their port/protocol pairs differ);
-//   2. known pool addresses (held by the allocator, else saved), in service-name order;
+//   2. known pool addresses: those the allocator holds (a reload) first, then saved ones,
+//      each group in service-name order;
 //   3. new allocations, in configuration order, for the services still without an address.
 
 import type { Allocator, ServicePort } from './allocator.ts';
@@ -98,22 +99,30 @@ export function restoreStatic(allocator: Allocator, services: readonly StaticSer
     else problems.push(`Cannot serve service ${q(s.name)} on its address: ${r.message}`);
   }
 
-  // 2. Known pool addresses, in name order.
+  // 2. Known pool addresses.
   const pooled = unique.filter((s) => s.address === undefined && s.pool !== undefined);
   for (const s of unique) {
     if (s.address === undefined && s.pool === undefined) problems.push(`Give service ${q(s.name)} an address or a pool: it has neither`);
   }
   const toAllocate = new Set<string>();
-  for (const s of [...pooled].sort(byName)) {
+  // Addresses held now (served) before saved ones, each in name order: when two services
+  // claim one address, the winner depends on neither the configuration order nor luck.
+  const known = new Map<string, unknown>();
+  for (const s of pooled) {
+    if (held.has(s.name)) known.set(s.name, held.get(s.name));
+    else if (Object.hasOwn(saved, s.name)) known.set(s.name, saved[s.name]);
+  }
+  const rank = (s: StaticServiceInput) => (held.has(s.name) ? 0 : 1);
+  for (const s of [...pooled].sort((a, b) => rank(a) - rank(b) || byName(a, b))) {
     const pool = s.pool!;
-    const known = held.get(s.name) ?? (Object.hasOwn(saved, s.name) ? saved[s.name] : undefined);
-    if (known === undefined) {
+    if (!known.has(s.name)) {
       toAllocate.add(s.name);
       continue;
     }
-    const ip = typeof known === 'string' ? canonicalIp(known) : undefined;
+    const kept = known.get(s.name);
+    const ip = typeof kept === 'string' ? canonicalIp(kept) : undefined;
     if (ip === undefined) {
-      problems.push(`Allocate a new address for service ${q(s.name)}: its saved address ${q(String(known))} is not an IP address`);
+      problems.push(`Allocate a new address for service ${q(s.name)}: its saved address ${JSON.stringify(kept) ?? 'undefined'} is not an IP address`);
       toAllocate.add(s.name);
       continue;
     }

@@ -213,8 +213,10 @@ export function handleFrame(frame: Uint8Array, owned: OwnedSet, ourMac: Uint8Arr
   const op = (frame[20]! << 8) | frame[21]!;
   const spa = readIp(frame, 28);
   const tpa = readIp(frame, 38);
+  // Gratuitous ARPs (sender IP = target IP) for an owned VIP end here, as conflicts; for any
+  // other address they are not requests for an owned VIP either.
   if (owned.has(spa)) return { conflict: { vip: numberToIpv4(spa), mac: formatMac(frame, 22) } };
-  if (op !== ARP_REQUEST || spa === tpa || !owned.has(tpa)) return NOTHING;
+  if (op !== ARP_REQUEST || !owned.has(tpa)) return NOTHING;
   if (!isBroadcast(frame, 0) && !macEquals(frame, 0, ourMac)) return NOTHING;
   // A requester hardware address of broadcast/zero cannot be answered.
   if (isBroadcast(frame, 22) || (frame[22]! | frame[23]! | frame[24]! | frame[25]! | frame[26]! | frame[27]!) === 0) return NOTHING;

@@ -307,3 +307,102 @@ for (const name of ['a', 'b']) {
 }
 process.stdout.write(JSON.stringify(ports) + '\\n');
 `;
+
+/** A UDP echo backend answering "name:payload". */
+async function udpBackend(name: string) {
+  const dgram = await import('node:dgram');
+  const u = dgram.createSocket('udp4');
+  u.on('message', (m, r) => u.send(`${name}:${m.toString()}`, r.port, r.address));
+  await new Promise<void>((r) => u.bind(0, '127.0.0.1', r));
+  return {
+    name,
+    port: u.address().port,
+    kill: () => {
+      try {
+        u.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
+async function udpClient() {
+  const dgram = await import('node:dgram');
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+  return {
+    ask(port: number, text: string, ms = 1000): Promise<string | undefined> {
+      return new Promise((resolve) => {
+        const t = setTimeout(() => {
+          s.off('message', on);
+          resolve(undefined);
+        }, ms);
+        const on = (m: Buffer) => {
+          clearTimeout(t);
+          s.off('message', on);
+          resolve(m.toString());
+        };
+        s.on('message', on);
+        s.send(text, port, '127.0.0.10');
+      });
+    },
+    close: () => s.close(),
+  };
+}
+
+test('UDP: a backend that stops answering gets no new sessions once down; the session cap refuses and counts, existing sessions go on', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.cleanup);
+  const bs = [await udpBackend('u1'), await udpBackend('u2')];
+  t.after(() => bs.forEach((b) => b.kill()));
+  const adminPort = await freePort();
+  const port = await freePort('127.0.0.10');
+  const config = writeConfig(
+    tmp.dir,
+    `announce: { mode: none }
+admin: { listen: 127.0.0.1:${adminPort} }
+state: { dir: ${tmp.dir}/state }
+dataplane: { workers: 1 }
+services:
+  - name: dns
+    address: 127.0.0.10
+    ports:
+      - port: ${port}
+        protocol: UDP
+        scheduler: rr
+        limits: { maxUdpSessions: 4 }
+        timeouts: { udpSession: 2s }
+        healthCheck: { fall: 1, interval: 10s }   # type none (the UDP default): passive checks only
+        backends:
+          - { address: 127.0.0.1, port: ${bs[0]!.port} }
+          - { address: 127.0.0.1, port: ${bs[1]!.port} }
+`,
+  );
+  // Passive checks: a closed UDP port answers ICMP "port unreachable", which ends the session
+  // and counts against the backend.
+  const ep = await startEdgeport(config, adminPort);
+  t.after(() => ep.stop('SIGKILL'));
+
+  const clients = await Promise.all([0, 1, 2, 3, 4].map(() => udpClient()));
+  t.after(() => clients.forEach((c) => c.close()));
+  const first = await Promise.all(clients.slice(0, 4).map((c, i) => c.ask(port, `hello${i}`)));
+  assert.deepEqual(first.map((r) => r?.split(':')[0]).sort(), ['u1', 'u1', 'u2', 'u2']);
+  // Cap of 4 sessions reached: a fifth client is refused and counted; the four go on.
+  assert.equal(await clients[4]!.ask(port, 'fifth', 500), undefined);
+  const rejected = await metric(ep, 'edgeport_limit_rejected_total', { service: 'dns' });
+  assert.ok(rejected >= 1, `limit_rejected ${rejected}`);
+  for (const [i, c] of clients.slice(0, 4).entries()) assert.equal(await c.ask(port, `again${i}`), `${first[i]!.split(':')[0]}:again${i}`);
+
+  // u1 stops answering (its port is closed: ICMP port unreachable).
+  bs[0]!.kill();
+  const onU1 = clients.slice(0, 4).filter((_, i) => first[i]!.startsWith('u1'));
+  for (const c of onU1) await c.ask(port, 'probe', 300); // each datagram to u1 gets ICMP back
+  await ep.waitLog((x) => x.msg === 'backend down' && x.backend === `127.0.0.1:${bs[0]!.port}`);
+  // Their sessions ended; fresh ones (and new clients) all land on u2.
+  for (const c of onU1) assert.equal(await c.ask(port, 'moved'), 'u2:moved');
+  const fresh = await udpClient();
+  t.after(() => fresh.close());
+  await new Promise((r) => setTimeout(r, 2500)); // let idle sessions expire to make room under the cap
+  for (let i = 0; i < 3; i++) assert.equal(await fresh.ask(port, `n${i}`), `u2:n${i}`);
+});

@@ -1,0 +1,108 @@
+// Statistics and the printed table.
+import type { ProxyName } from './configs.ts';
+import type { MetricDef, Metrics, TestDef, TestId } from './tests.ts';
+
+/** The test's figures, with proxy CPU per unit of work where the test has it. */
+export function allMetrics(t: TestDef): MetricDef[] {
+  return t.cpuPer ? [...t.metrics, t.cpuPer] : [...t.metrics];
+}
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+export function summarize(values: readonly number[]): Summary | null {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = v.length >> 1;
+  const median = v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+export interface Cell {
+  workers: number;
+  cpus: string;
+  test: TestId;
+  proxy: ProxyName;
+  status: 'ok' | 'skipped' | 'error';
+  reason?: string;
+  runs: Metrics[];
+  summary: Record<string, Summary | null>;
+}
+
+export function summarizeRuns(runs: readonly Metrics[]): Record<string, Summary | null> {
+  const keys = new Set(runs.flatMap((r) => Object.keys(r)));
+  const out: Record<string, Summary | null> = {};
+  for (const k of keys) out[k] = summarize(runs.map((r) => r[k] ?? NaN));
+  return out;
+}
+
+function fmt(x: number, digits: number): string {
+  return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function cellText(c: Cell | undefined, key: string, digits: number): string {
+  if (!c) return '';
+  if (c.status === 'skipped') return 'skipped';
+  if (c.status === 'error' && c.runs.length === 0) return 'error';
+  const s = c.summary[key];
+  if (!s) return '-';
+  const main = fmt(s.median, digits);
+  return s.n > 1 ? `${main} (${fmt(s.min, digits)}-${fmt(s.max, digits)})` : main;
+}
+
+export function ratio(a: Cell | undefined, b: Cell | undefined, key: string): number | null {
+  const x = a?.status === 'ok' ? a.summary[key]?.median : undefined;
+  const y = b?.status === 'ok' ? b.summary[key]?.median : undefined;
+  if (x === undefined || y === undefined || y === 0) return null;
+  return x / y;
+}
+
+function pad(s: string, w: number, right = false): string {
+  return right ? s.padStart(w) : s.padEnd(w);
+}
+
+/** Table: one line per (row, test, metric); medians with (min-max) over the runs. */
+export function renderTable(cells: readonly Cell[], tests: readonly TestDef[], rows: readonly number[]): string {
+  const header = ['workers', 'test / metric', 'unit', 'better', 'Edgeport', 'HAProxy', 'nginx', 'E/HAProxy', 'E/nginx'];
+  const lines: string[][] = [];
+  for (const w of rows) {
+    for (const t of tests) {
+      const get = (p: ProxyName): Cell | undefined => cells.find((c) => c.workers === w && c.test === t.id && c.proxy === p);
+      if (!cells.some((c) => c.workers === w && c.test === t.id)) continue;
+      for (const m of allMetrics(t)) {
+        const e = get('edgeport');
+        const h = get('haproxy');
+        const n = get('nginx');
+        const rh = ratio(e, h, m.key);
+        const rn = ratio(e, n, m.key);
+        lines.push([
+          String(w),
+          `${t.id} ${m.label}`,
+          m.unit,
+          m.better,
+          cellText(e, m.key, m.digits),
+          t.proxies.includes('haproxy') ? cellText(h, m.key, m.digits) : 'n/a',
+          cellText(n, m.key, m.digits),
+          rh === null ? '' : `${rh.toFixed(2)}x`,
+          rn === null ? '' : `${rn.toFixed(2)}x`,
+        ]);
+      }
+    }
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const numeric = new Set([4, 5, 6, 7, 8]);
+  const row = (l: readonly string[]): string => l.map((s, i) => pad(s, widths[i]!, numeric.has(i))).join('  ');
+  const out = [row(header), widths.map((w) => '-'.repeat(w)).join('  ')];
+  let prev = '';
+  for (const l of lines) {
+    const key = `${l[0]}|${l[1]!.split(' ')[0]}`;
+    if (prev && key !== prev) out.push('');
+    prev = key;
+    out.push(row(l));
+  }
+  return out.join('\n');
+}
