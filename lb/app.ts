@@ -11,6 +11,10 @@ import type { Logger } from './core/log.ts';
 import type { Config, LogLevel } from './core/types.ts';
 import { loadConfigFile } from './config/load.ts';
 import { HealthChecker, type HealthChange } from './health/checker.ts';
+import { Allocator } from './ipam/allocator.ts';
+import { loadState, saveState } from './ipam/state.ts';
+import { restoreStatic } from './ipam/static.ts';
+import { VipManager } from './reconcile/vips.ts';
 import { createDataplane, resolveWorkers, type DataplaneHandle } from './dataplane/workers.ts';
 import type { ListenerSpec } from './dataplane/types.ts';
 import { Metrics, type ListenerState } from './metrics/metrics.ts';
@@ -33,8 +37,13 @@ export class App {
   private registry!: Registry;
   private listeners: ListenerSpec[] = [];
   private readonly states = new Map<string, ListenerState & { key: string }>();
-  /** VIPs allocated from pools, by service name. */
-  private readonly allocated = new Map<string, string>();
+  /** The VIP of every static service that has one (fixed or from its pool), by name. */
+  private allocated = new Map<string, string>();
+  /** Pool allocations of static services, as kept in state.dir. */
+  private savedAllocations: Record<string, string> = {};
+  private readonly allocErrors = new Map<string, string>();
+  private allocator!: Allocator;
+  private vips!: VipManager;
   private checker!: HealthChecker;
   private readonly panicking = new Set<string>();
   private ready = false;
@@ -50,11 +59,29 @@ export class App {
   /** Throws ConfigError (exit 2) or EdgeportError; the caller decides the exit code. */
   async start(): Promise<void> {
     this.cfg = loadConfigFile(this.opts.configPath);
+    this.allocator = new Allocator(this.cfg.pools);
+    const saved = await loadState(this.cfg.state.dir);
+    for (const p of saved.problems) this.log.warn('state.dir problem', { dir: this.cfg.state.dir, problem: p });
+    this.savedAllocations = saved.allocations;
+    await this.allocateStatic(this.cfg);
     this.registry = new Registry();
     collectDefaultMetrics({ register: this.registry, prefix: 'edgeport_' });
     this.metrics = new Metrics(this.registry);
     const workers = resolveWorkers(this.cfg.dataplane.workers);
     this.checker = new HealthChecker({ log: this.log, onChange: (c) => this.onHealth(c) });
+    this.vips = new VipManager({
+      log: this.log,
+      mode: this.cfg.announce.mode,
+      ...(this.cfg.announce.interface ? { iface: this.cfg.announce.interface } : {}),
+      events: {
+        owned: (vip, owned) => {
+          this.metrics.vipOwned.set({ vip }, owned ? 1 : 0);
+          this.metrics.vipTransitions.inc({ vip });
+        },
+        conflict: (c, iface) => this.log.warn('ARP conflict: another MAC claims an owned VIP; still answering', { interface: iface, vip: c.vip, mac: c.mac, count: c.count }),
+      },
+    });
+    await this.vips.start([...new Set(this.allocated.values())]);
     this.dp = await createDataplane({
       workers,
       log: this.log,
@@ -84,16 +111,45 @@ export class App {
     return (this.admin?.address() as { port: number } | null)?.port ?? 0;
   }
 
-  private async applyConfig(cfg: Config): Promise<void> {
-    for (const svc of cfg.services) {
-      if (svc.pool !== undefined && !this.allocated.has(svc.name)) {
-        this.log.warn('service not served: allocation from pools is not implemented yet; give it a fixed address', { service: svc.name, pool: svc.pool });
+  /** Give every static service its VIP: fixed ones, then saved pool addresses, then new ones. */
+  private async allocateStatic(cfg: Config): Promise<void> {
+    const r = restoreStatic(
+      this.allocator,
+      cfg.services.map((s) => ({ name: s.name, address: s.address, pool: s.pool, ports: s.ports.map((p) => ({ port: p.port, protocol: p.protocol })) })),
+      this.savedAllocations,
+    );
+    for (const p of r.problems) this.log.warn('address allocation', { problem: p });
+    this.allocErrors.clear();
+    for (const s of cfg.services) {
+      if (!r.vips.has(s.name)) {
+        const why = r.problems.find((p) => p.includes(`"${s.name}"`)) ?? 'no address could be allocated';
+        this.allocErrors.set(s.name, why);
+        this.log.error('service not served: no address', { code: 'EDGEPORT_ERR_ALLOCATION', service: s.name, pool: s.pool, reason: why });
       }
     }
+    this.allocated = r.vips;
+    if (r.changed) {
+      try {
+        await saveState(cfg.state.dir, r.allocations);
+      } catch (err) {
+        this.log.error('cannot save pool allocations; they will be redone at restart', { dir: cfg.state.dir, err });
+      }
+    }
+    this.savedAllocations = r.allocations;
+    for (const [name, ip] of r.vips) {
+      const pool = cfg.services.find((s) => s.name === name)?.pool;
+      if (pool) this.log.info('address allocated', { service: name, pool, vip: ip });
+    }
+  }
+
+  private async applyConfig(cfg: Config): Promise<void> {
     const listeners = desiredListeners(cfg, this.allocated);
+    await this.vips.prepare([...new Set(listeners.map((l) => l.vip))]);
     const result = await this.dp.apply({ listeners });
     this.listeners = listeners;
     this.checker.sync(listeners);
+    const bound = new Set(listeners.filter((l) => !result.failed.some((f) => f.key === l.key)).map((l) => l.vip));
+    this.vips.commit([...bound], Math.max(cfg.defaults.timeouts.drain, ...listeners.map((l) => l.spec.timeouts.drain)));
     for (const key of this.panicking) if (!listeners.some((l) => l.key === key)) this.panicking.delete(key);
     this.states.clear();
     const failed = new Map(result.failed.map((f) => [f.key, f]));
@@ -138,6 +194,9 @@ export class App {
         return false;
       }
       if (JSON.stringify(next.admin) !== JSON.stringify(this.cfg.admin)) this.log.warn('admin.listen changed: takes effect at restart');
+      if (JSON.stringify(next.announce) !== JSON.stringify(this.cfg.announce)) this.log.warn('announce changed: takes effect at restart');
+      this.allocator.setPools(next.pools);
+      await this.allocateStatic(next);
       if (JSON.stringify(next.dataplane) !== JSON.stringify(this.cfg.dataplane)) this.log.warn('dataplane.workers changed: takes effect at restart');
       await this.applyConfig(next);
       this.cfg = next;
@@ -158,9 +217,11 @@ export class App {
       this.ready = false;
       if (!this.dp) return; // stopped during start-up, before a data plane existed
       const drain = Math.max(this.cfg.defaults.timeouts.drain, ...this.listeners.map((l) => l.spec.timeouts.drain));
+      this.vips.stopAnswering();
       this.log.info('stopping: listeners closed, draining', { drainMs: drain });
       this.checker?.stop();
       await this.dp.stop(drain);
+      await this.vips.close();
       await new Promise<void>((resolve) => {
         if (!this.admin) return resolve();
         this.admin.close(() => resolve());
@@ -175,14 +236,22 @@ export class App {
 
   async status(): Promise<StatusDoc> {
     const stats = await this.dp.stats();
+    const owned = new Set(this.vips.ownedVips());
+    const arp = this.vips.arpStats();
     return buildStatus({
       node: this.cfg.node.name,
       ready: this.ready,
-      services: this.cfg.services.map((s) => ({ name: s.name, vip: serviceVip(s, this.allocated), pool: s.pool })),
+      services: this.cfg.services.map((s) => {
+        const vip = serviceVip(s, this.allocated);
+        const owner = vip !== undefined && owned.has(vip) ? this.cfg.node.name : null;
+        const err = this.allocErrors.get(s.name);
+        return { name: s.name, vip, pool: s.pool, owner, preferredOwner: this.cfg.node.name, ...(err ? { error: err } : {}) };
+      }),
       listeners: this.listeners,
       states: [...this.states.values()],
       stats,
       health: (l, b) => this.checker.health(l, b),
+      ...(arp && this.vips.iface ? { arp: { interface: this.vips.iface, requests: arp.requests, replies: arp.replies, gratuitous: arp.gratuitous, conflicts: arp.vipConflicts } } : {}),
     });
   }
 
@@ -191,12 +260,16 @@ export class App {
       ready: () => {
         const reasons: string[] = [];
         if (!this.ready) reasons.push(this.stopping ? 'stopping' : 'starting');
+        if (this.ready && !this.vips.allAnnounced()) reasons.push('a VIP has not been announced yet');
         for (const s of this.states.values()) if (!s.up) reasons.push(`listener ${s.key} is not bound: ${s.error ?? 'unknown'}`);
         return { ok: reasons.length === 0, reasons };
       },
       metrics: async () => {
         const stats = await this.dp.stats();
         this.metrics.observe(stats, [...this.states.values()]);
+        this.metrics.observePools(this.allocator.usage());
+        const arp = this.vips.arpStats();
+        if (arp && this.vips.iface) this.metrics.observeArp(this.vips.iface, arp);
         return { contentType: this.registry.contentType, body: await this.registry.metrics() };
       },
       status: () => this.status(),

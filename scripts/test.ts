@@ -32,6 +32,7 @@ export const TEST_FILES = [
   'test/e2e/run.test.ts',
   'test/e2e/page.test.ts',
   'test/e2e/resilience.test.ts',
+  'test/e2e/l2.test.ts',
 ];
 
 function onDisk(dir: string): string[] {

@@ -35,27 +35,50 @@ export interface StatusService {
   name: string;
   vip: string | null;
   pool: string | null;
+  /** The appliance that serves the VIP (node.name), null when none does. */
+  owner: string | null;
+  preferredOwner: string | null;
+  /** Why the service has no VIP, when it has none. */
+  error?: string;
   ports: StatusPort[];
+}
+
+export interface StatusArp {
+  interface: string;
+  requests: number;
+  replies: number;
+  gratuitous: number;
+  conflicts: { vip: string; mac: string; at: string; count: number }[];
 }
 
 export interface StatusDoc {
   node: string;
   ready: boolean;
   services: StatusService[];
+  arp?: StatusArp;
 }
 
 export function buildStatus(opts: {
   node: string;
   ready: boolean;
-  services: readonly { name: string; vip: string | undefined; pool: string | undefined }[];
+  services: readonly { name: string; vip: string | undefined; pool: string | undefined; owner: string | null; preferredOwner: string | null; error?: string }[];
   listeners: readonly ListenerSpec[];
   states: readonly (ListenerState & { key: string })[];
   stats: DataplaneStats;
   health?: (listener: string, backend: string) => { since: number; lastResult: string } | undefined;
+  arp?: StatusArp;
 }): StatusDoc {
   const stats = new Map(opts.stats.listeners.map((l) => [l.key, l]));
   const states = new Map(opts.states.map((s) => [s.key, s]));
-  const services: StatusService[] = opts.services.map((s) => ({ name: s.name, vip: s.vip ?? null, pool: s.pool ?? null, ports: [] }));
+  const services: StatusService[] = opts.services.map((s) => ({
+    name: s.name,
+    vip: s.vip ?? null,
+    pool: s.pool ?? null,
+    owner: s.owner,
+    preferredOwner: s.preferredOwner,
+    ...(s.error ? { error: s.error } : {}),
+    ports: [],
+  }));
   const byName = new Map(services.map((s) => [s.name, s]));
   for (const ls of opts.listeners) {
     const svc = byName.get(ls.service);
@@ -96,5 +119,5 @@ export function buildStatus(opts: {
       backends,
     });
   }
-  return { node: opts.node, ready: opts.ready, services };
+  return { node: opts.node, ready: opts.ready, services, ...(opts.arp ? { arp: opts.arp } : {}) };
 }

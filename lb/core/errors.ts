@@ -10,6 +10,9 @@ export const ErrorCodes = {
   EDGEPORT_ERR_CONNECT_TIMEOUT: 'a backend did not accept a connection within timeouts.connect',
   EDGEPORT_ERR_WORKER_EXIT: 'a data plane worker exited unexpectedly',
   EDGEPORT_ERR_ADMIN_UNREACHABLE: 'edgeport status could not reach the admin endpoint',
+  EDGEPORT_ERR_SYSCTL: 'arp_ignore/arp_announce on the announce interface are wrong and could not be set',
+  EDGEPORT_ERR_ARP_SOCKET: 'the ARP socket on the announce interface could not be opened or failed',
+  EDGEPORT_ERR_ALLOCATION: 'a service could not get an address from its pool',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -27,6 +27,13 @@ export class Metrics {
   readonly panic: Gauge;
   readonly configReloads: Counter;
   readonly listenerUp: Gauge;
+  readonly poolAddresses: Gauge;
+  readonly arpRequests: Counter;
+  readonly arpReplies: Counter;
+  readonly arpGratuitous: Counter;
+  readonly arpConflicts: Counter;
+  readonly vipOwned: Gauge;
+  readonly vipTransitions: Counter;
 
   constructor(registry: Registry) {
     this.registry = registry;
@@ -43,8 +50,38 @@ export class Metrics {
     this.panic = new Gauge({ name: 'edgeport_panic', help: '1 when every backend of a port is down and traffic goes to all of them', labelNames: ['service', 'port', 'protocol'], registers: r });
     this.configReloads = new Counter({ name: 'edgeport_config_reloads_total', help: 'Configuration reloads by result', labelNames: ['result'], registers: r });
     this.listenerUp = new Gauge({ name: 'edgeport_listener_up', help: '1 when the VIP:port listener is bound', labelNames: ['service', 'vip', 'port', 'protocol'], registers: r });
+    this.poolAddresses = new Gauge({ name: 'edgeport_pool_addresses', help: 'Addresses of each pool by state', labelNames: ['pool', 'state'], registers: r });
+    const iface = ['interface'] as const;
+    this.arpRequests = new Counter({ name: 'edgeport_arp_requests_total', help: 'ARP requests for owned VIPs received', labelNames: iface, registers: r });
+    this.arpReplies = new Counter({ name: 'edgeport_arp_replies_total', help: 'ARP replies sent', labelNames: iface, registers: r });
+    this.arpGratuitous = new Counter({ name: 'edgeport_arp_gratuitous_total', help: 'Gratuitous ARP frames sent', labelNames: iface, registers: r });
+    this.arpConflicts = new Counter({ name: 'edgeport_arp_conflicts_total', help: 'ARP frames from another MAC claiming an owned VIP', labelNames: iface, registers: r });
+    this.vipOwned = new Gauge({ name: 'edgeport_vip_owned', help: '1 when this appliance owns (binds and announces) the VIP', labelNames: ['vip'], registers: r });
+    this.vipTransitions = new Counter({ name: 'edgeport_vip_transitions_total', help: 'Times this appliance took or gave up the VIP', labelNames: ['vip'], registers: r });
     this.configReloads.inc({ result: 'ok' }, 0);
     this.configReloads.inc({ result: 'error' }, 0);
+  }
+
+  /** Cumulative ARP counters of the responder on `iface`. */
+  observeArp(iface: string, s: { requests: number; replies: number; gratuitous: number; conflicts: number }): void {
+    const l = { interface: iface };
+    for (const [m, v] of [
+      [this.arpRequests, s.requests],
+      [this.arpReplies, s.replies],
+      [this.arpGratuitous, s.gratuitous],
+      [this.arpConflicts, s.conflicts],
+    ] as const) {
+      m.reset();
+      m.inc(l, v);
+    }
+  }
+
+  observePools(usage: readonly { pool: string; used: bigint; free: bigint }[]): void {
+    this.poolAddresses.reset();
+    for (const u of usage) {
+      this.poolAddresses.set({ pool: u.pool, state: 'used' }, Number(u.used));
+      this.poolAddresses.set({ pool: u.pool, state: 'free' }, Number(u.free));
+    }
   }
 
   /** Copy a data plane snapshot into the per-listener metrics. */
