@@ -22,6 +22,7 @@ export const TEST_FILES = [
   'test/unit/allocator.test.ts',
   'test/unit/allocator-random.test.ts',
   'test/unit/arp.test.ts',
+  'test/unit/docs.test.ts',
   'test/integration/tcp.test.ts',
   'test/integration/udp.test.ts',
   'test/integration/dataplane.test.ts',
@@ -33,6 +34,7 @@ export const TEST_FILES = [
   'test/e2e/page.test.ts',
   'test/e2e/resilience.test.ts',
   'test/e2e/l2.test.ts',
+  'test/e2e/operate.test.ts',
 ];
 
 function onDisk(dir: string): string[] {
