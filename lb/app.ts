@@ -268,6 +268,8 @@ export class App {
         const stats = await this.dp.stats();
         this.metrics.observe(stats, [...this.states.values()]);
         this.metrics.observePools(this.allocator.usage());
+        const ports = new Map(this.listeners.map((l) => [l.key, l.spec.port]));
+        this.metrics.observeHealth(this.checker.snapshot().map((h) => ({ ...h, port: ports.get(h.listener) ?? 0 })));
         const arp = this.vips.arpStats();
         if (arp && this.vips.iface) this.metrics.observeArp(this.vips.iface, arp);
         return { contentType: this.registry.contentType, body: await this.registry.metrics() };

@@ -47,6 +47,7 @@ export class TcpListener {
   bytesRx = 0;
   bytesTx = 0;
   limitRejected = 0;
+  private limitLoggedAt = -Infinity;
   noBackend = 0;
 
   private readonly hooks: DataplaneHooks | undefined;
@@ -105,7 +106,11 @@ export class TcpListener {
     const max = this.spec.limits.maxConnections;
     if (max > 0 && this.conns.size >= max) {
       this.limitRejected++;
-      if (this.log.debugEnabled) this.log.debug('connection limit reached', { listener: this.key, max });
+      const now = this.now();
+      if (now - this.limitLoggedAt >= 10_000) {
+        this.limitLoggedAt = now;
+        this.log.warn('connection limit reached: closing new connections', { listener: this.key, service: this.service, max, rejected: this.limitRejected });
+      }
       client.destroy();
       return;
     }

@@ -48,6 +48,7 @@ export class UdpListener {
   bytesRx = 0;
   bytesTx = 0;
   limitRejected = 0;
+  private limitLoggedAt = -Infinity;
   noBackend = 0;
   private closing = false;
 
@@ -141,7 +142,10 @@ export class UdpListener {
     const max = this.spec.limits.maxUdpSessions;
     if (max > 0 && this.sessions.size >= max) {
       this.limitRejected++;
-      if (this.log.debugEnabled) this.log.debug('udp session limit reached', { listener: this.key, max });
+      if (this.now - this.limitLoggedAt >= 10_000) {
+        this.limitLoggedAt = this.now;
+        this.log.warn('udp session limit reached: dropping new sessions', { listener: this.key, service: this.service, max, rejected: this.limitRejected });
+      }
       return undefined;
     }
     const b = this.pool.scheduler.pick(addr) as BackendState | undefined;

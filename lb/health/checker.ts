@@ -151,6 +151,11 @@ export class HealthChecker {
     return e && { up: e.state.up, since: e.since, lastResult: e.lastResult, checks: e.checks, failures: e.failures };
   }
 
+  /** Counters of every checked backend, for metrics. */
+  snapshot(): { listener: string; service: string; backend: string; checks: number; failures: number }[] {
+    return [...this.entries.values()].map((e) => ({ listener: e.listener, service: e.service, backend: e.backend, checks: e.checks, failures: e.failures }));
+  }
+
   /** Every checked backend of the listener is down (the data plane is in panic mode). */
   allDown(listener: string): boolean {
     let any = false;

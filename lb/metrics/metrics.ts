@@ -28,6 +28,7 @@ export class Metrics {
   readonly configReloads: Counter;
   readonly listenerUp: Gauge;
   readonly poolAddresses: Gauge;
+  readonly healthChecks: Counter;
   readonly arpRequests: Counter;
   readonly arpReplies: Counter;
   readonly arpGratuitous: Counter;
@@ -50,6 +51,7 @@ export class Metrics {
     this.panic = new Gauge({ name: 'edgeport_panic', help: '1 when every backend of a port is down and traffic goes to all of them', labelNames: ['service', 'port', 'protocol'], registers: r });
     this.configReloads = new Counter({ name: 'edgeport_config_reloads_total', help: 'Configuration reloads by result', labelNames: ['result'], registers: r });
     this.listenerUp = new Gauge({ name: 'edgeport_listener_up', help: '1 when the VIP:port listener is bound', labelNames: ['service', 'vip', 'port', 'protocol'], registers: r });
+    this.healthChecks = new Counter({ name: 'edgeport_health_checks_total', help: 'Health check results (active, and passive failures) per backend', labelNames: ['service', 'port', 'backend', 'result'], registers: r });
     this.poolAddresses = new Gauge({ name: 'edgeport_pool_addresses', help: 'Addresses of each pool by state', labelNames: ['pool', 'state'], registers: r });
     const iface = ['interface'] as const;
     this.arpRequests = new Counter({ name: 'edgeport_arp_requests_total', help: 'ARP requests for owned VIPs received', labelNames: iface, registers: r });
@@ -73,6 +75,15 @@ export class Metrics {
     ] as const) {
       m.reset();
       m.inc(l, v);
+    }
+  }
+
+  observeHealth(rows: readonly { service: string; port: number; backend: string; checks: number; failures: number }[]): void {
+    this.healthChecks.reset();
+    for (const h of rows) {
+      const l = { service: h.service, port: String(h.port), backend: h.backend };
+      this.healthChecks.inc({ ...l, result: 'ok' }, h.checks - h.failures);
+      this.healthChecks.inc({ ...l, result: 'fail' }, h.failures);
     }
   }
 

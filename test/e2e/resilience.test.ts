@@ -185,6 +185,8 @@ test('killing one of three backends under load fails no client connection, and t
   const failuresAtEnd = await metric(ep, 'edgeport_connect_failures_total', { backend: `127.0.0.1:${victim.port}` });
   assert.equal(failuresAtEnd, failuresAtDown, 'no connect attempt reached the dead backend after it was marked down');
   assert.equal(await metric(ep, 'edgeport_backend_up', { backend: `127.0.0.1:${victim.port}` }), 0);
+  assert.ok((await metric(ep, 'edgeport_health_checks_total', { backend: `127.0.0.1:${victim.port}`, result: 'fail' })) >= 2, 'failed checks counted');
+  assert.ok((await metric(ep, 'edgeport_health_checks_total', { backend: `127.0.0.1:${bs[0]!.port}`, result: 'ok' })) >= 1, 'passing checks counted');
   assert.ok((r.byBackend.get('a') ?? 0) > 0 && (r.byBackend.get('c') ?? 0) > 0);
 });
 
@@ -397,6 +399,7 @@ services:
   assert.equal(await clients[4]!.ask(port, 'fifth', 500), undefined);
   const rejected = await metric(ep, 'edgeport_limit_rejected_total', { service: 'dns' });
   assert.ok(rejected >= 1, `limit_rejected ${rejected}`);
+  await ep.waitLog((x) => x.msg === 'udp session limit reached: dropping new sessions' && x.service === 'dns');
   for (const [i, c] of clients.slice(0, 4).entries()) assert.equal(await c.ask(port, `again${i}`), `${first[i]!.split(':')[0]}:again${i}`);
 
   // u1 stops answering (its port is closed: ICMP port unreachable).
