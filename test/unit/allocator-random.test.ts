@@ -5,6 +5,7 @@
 // held by two keys unless they share a sharing key with disjoint ports, and a repeated
 // step must change nothing. Reproducible: EDGEPORT_ALLOC_SEED=<n> replays a run.
 
+import { prng } from '../support/prng.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PoolSpec, Protocol } from '../../lb/core/types.ts';
@@ -15,16 +16,6 @@ import { Allocator, type AllocErrorCode, type ServicePort } from '../../lb/ipam/
 const SEED = Number(process.env['EDGEPORT_ALLOC_SEED'] ?? 0xa110c8);
 const OPS = Number(process.env['EDGEPORT_ALLOC_OPS'] ?? 20000);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // --- pool configurations the run switches between ----------------------------------------------
 

@@ -1,3 +1,4 @@
+import { prng } from '../support/prng.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -133,17 +134,6 @@ test('handleFrame decisions', () => {
   }
 });
 
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The rule, restated independently of handleFrame over the decoded fields. */
 function shouldReply(f: Buffer): boolean {

@@ -3,6 +3,7 @@
 // path, a line inside the document and a message. Reproducible: the PRNG is seeded, the seed is
 // printed on failure, and EDGEPORT_FUZZ_SEED=<n> replays a run.
 
+import { prng } from '../support/prng.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,17 +15,6 @@ import { parsePoolEntry } from '../../lb/ipam/address.ts';
 
 const SEED = Number(process.env['EDGEPORT_FUZZ_SEED'] ?? 0x5eed2024);
 
-/** mulberry32: small, fast, good enough to pick mutations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** [name, document, mutated copies]: the big example costs most, so it gets fewer. */
 const SEEDS: [string, string, number][] = [

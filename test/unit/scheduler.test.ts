@@ -1,3 +1,4 @@
+import { prng as mulberry32 } from '../support/prng.ts';
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SchedulerName } from '../../lb/core/types.ts';
@@ -32,16 +33,6 @@ function nodes(n: number, o: Opts = {}): Backend[] {
   return Array.from({ length: n }, (_, i) => be(`10.1.0.${11 + i}`, 30080, o));
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function ip(n: number): string {
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
