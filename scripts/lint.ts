@@ -23,7 +23,7 @@ function files(dir: string): string[] {
   return out;
 }
 
-const PURE = [/^lb\/config\/(?!load\.ts)/, /^lb\/scheduler\//, /^lb\/ipam\/(?!state)/, /^lb\/reconcile\/(desired|diff)\.ts$/, /^lb\/admin\/status\.ts$/, /^lb\/dataplane\/proxyproto\.ts$/, /^lb\/cli\/table\.ts$/, /^lb\/l2\/(arp|shared)\.ts$/, /^lb\/health\/state\.ts$/];
+const PURE = [/^lb\/config\/(?!load\.ts)/, /^lb\/scheduler\//, /^lb\/ipam\/(?!state)/, /^lb\/reconcile\/(desired|diff)\.ts$/, /^lb\/admin\/status\.ts$/, /^lb\/dataplane\/proxyproto\.ts$/, /^lb\/cli\/table\.ts$/, /^lb\/l2\/(arp|shared)\.ts$/, /^lb\/health\/state\.ts$/, /^lb\/k8s\/convert\.ts$/];
 const IMPURE_IMPORT = /from ['"]node:(net|dgram|fs|fs\/promises|child_process|timers|timers\/promises|http)['"]/;
 const errorsFile = readFileSync(join(root, 'lb/core/errors.ts'), 'utf8');
 let readme = '';

@@ -23,6 +23,7 @@ export const TEST_FILES = [
   'test/unit/allocator-random.test.ts',
   'test/unit/arp.test.ts',
   'test/unit/docs.test.ts',
+  'test/unit/k8s-convert.test.ts',
   'test/integration/tcp.test.ts',
   'test/integration/udp.test.ts',
   'test/integration/dataplane.test.ts',
