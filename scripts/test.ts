@@ -30,6 +30,7 @@ export const TEST_FILES = [
   'test/integration/health.test.ts',
   'test/integration/ipam-state.test.ts',
   'test/integration/l2-netns.test.ts',
+  'test/integration/fake-apiserver.test.ts',
   'test/e2e/cli.test.ts',
   'test/e2e/run.test.ts',
   'test/e2e/page.test.ts',

@@ -162,6 +162,8 @@ function smp(target: unknown, patch: unknown, path: string): unknown {
       delete out[k];
     } else if (Array.isArray(v) && sub in MERGE_LISTS) {
       out[k] = mergeList(out[k], v, MERGE_LISTS[sub]!, sub);
+      const order = patch[`$setElementOrder/${k}`];
+      if (Array.isArray(order)) out[k] = reorder(out[k] as unknown[], order, MERGE_LISTS[sub]!);
     } else if (Array.isArray(v)) {
       out[k] = stripDirectives(v);
     } else if (isMap(v)) {
@@ -175,6 +177,14 @@ function smp(target: unknown, patch: unknown, path: string): unknown {
     for (const k of Object.keys(out)) if (!keep.has(k)) delete out[k];
   }
   return out;
+}
+
+/** $setElementOrder/<list>: the listed elements in that order, the others after them. */
+function reorder(list: unknown[], order: unknown[], key: string): unknown[] {
+  const id = (x: unknown) => JSON.stringify(key && isMap(x) ? x[key] : x);
+  const rank = new Map(order.map((o, i) => [id(o), i]));
+  const at = (x: unknown) => rank.get(id(x)) ?? order.length;
+  return list.map((x, i) => [x, i] as const).sort((a, b) => at(a[0]) - at(b[0]) || a[1] - b[1]).map(([x]) => x);
 }
 
 function stripDirectives(v: unknown): unknown {
