@@ -31,6 +31,7 @@ export const TEST_FILES = [
   'test/integration/ipam-state.test.ts',
   'test/integration/l2-netns.test.ts',
   'test/integration/fake-apiserver.test.ts',
+  'test/integration/k8s-controller.test.ts',
   'test/e2e/cli.test.ts',
   'test/e2e/run.test.ts',
   'test/e2e/page.test.ts',
