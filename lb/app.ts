@@ -15,6 +15,9 @@ import { Allocator } from './ipam/allocator.ts';
 import { loadState, saveState } from './ipam/state.ts';
 import { restoreStatic } from './ipam/static.ts';
 import { VipManager } from './reconcile/vips.ts';
+import { createKubeApi } from './k8s/client.ts';
+import { KubeController, type K8sVirtualService } from './k8s/controller.ts';
+import { listenerKey } from './core/types.ts';
 import { createDataplane, resolveWorkers, type DataplaneHandle } from './dataplane/workers.ts';
 import type { ListenerSpec } from './dataplane/types.ts';
 import { Metrics, type ListenerState } from './metrics/metrics.ts';
@@ -25,6 +28,8 @@ export interface AppOptions {
   log: Logger;
   logLevel: LogLevel;
   pretty: boolean;
+  /** --kubeconfig: overrides kubernetes.kubeconfig. */
+  kubeconfig?: string;
 }
 
 export class App {
@@ -44,6 +49,10 @@ export class App {
   private readonly allocErrors = new Map<string, string>();
   private allocator!: Allocator;
   private vips!: VipManager;
+  private kube: KubeController | undefined;
+  /** Virtual services of Kubernetes LoadBalancer Services, from the controller. */
+  private k8sServices: K8sVirtualService[] = [];
+  private kubeSynced = false;
   private checker!: HealthChecker;
   private readonly panicking = new Set<string>();
   private ready = false;
@@ -103,7 +112,36 @@ export class App {
       admin: `http://${this.cfg.admin.listen.host.includes(':') ? `[${this.cfg.admin.listen.host}]` : this.cfg.admin.listen.host}:${(this.admin.address() as { port: number }).port}`,
     });
     await this.applyConfig(this.cfg);
+    if (this.cfg.kubernetes.enabled) this.startKube();
     this.ready = true;
+  }
+
+  /** Watch LoadBalancer Services; the data plane keeps serving whatever the API server does. */
+  private startKube(): void {
+    const kubeconfig = this.opts.kubeconfig ?? this.cfg.kubernetes.kubeconfig;
+    this.kube = new KubeController({
+      api: createKubeApi({ kubeconfig, instance: this.cfg.node.name }),
+      cfg: this.cfg,
+      allocator: this.allocator,
+      log: this.log.child({ component: 'kubernetes' }),
+      onChange: (svcs) => {
+        const run = async () => {
+          if (this.stopping) return;
+          this.k8sServices = svcs;
+          await this.applyConfig(this.cfg);
+        };
+        const p = this.queue.then(run, run);
+        this.queue = p;
+        return p;
+      },
+    });
+    this.kube.start().then(
+      () => {
+        this.kubeSynced = true;
+        this.log.info('kubernetes caches synced', { services: this.k8sServices.length });
+      },
+      (err: unknown) => this.log.error('kubernetes controller failed', { err }),
+    );
   }
 
   /** The admin port actually bound (admin.listen may say port 0 in tests). */
@@ -143,7 +181,10 @@ export class App {
   }
 
   private async applyConfig(cfg: Config): Promise<void> {
-    const listeners = desiredListeners(cfg, this.allocated);
+    const listeners = [
+      ...desiredListeners(cfg, this.allocated),
+      ...this.k8sServices.flatMap((s) => s.ports.map((p) => ({ key: listenerKey(s.vip, p.port, p.protocol), service: s.name, vip: s.vip, spec: p }))),
+    ];
     await this.vips.prepare([...new Set(listeners.map((l) => l.vip))]);
     const result = await this.dp.apply({ listeners });
     this.listeners = listeners;
@@ -197,6 +238,7 @@ export class App {
       if (JSON.stringify(next.announce) !== JSON.stringify(this.cfg.announce)) this.log.warn('announce changed: takes effect at restart');
       this.allocator.setPools(next.pools);
       await this.allocateStatic(next);
+      void this.kube?.reconcileNow();
       if (JSON.stringify(next.dataplane) !== JSON.stringify(this.cfg.dataplane)) this.log.warn('dataplane.workers changed: takes effect at restart');
       await this.applyConfig(next);
       this.cfg = next;
@@ -218,6 +260,7 @@ export class App {
       if (!this.dp) return; // stopped during start-up, before a data plane existed
       const drain = Math.max(this.cfg.defaults.timeouts.drain, ...this.listeners.map((l) => l.spec.timeouts.drain));
       this.vips.stopAnswering();
+      await this.kube?.stop(); // Service status and finalizers stay (SPEC)
       this.log.info('stopping: listeners closed, draining', { drainMs: drain });
       this.checker?.stop();
       await this.dp.stop(drain);
@@ -241,12 +284,21 @@ export class App {
     return buildStatus({
       node: this.cfg.node.name,
       ready: this.ready,
-      services: this.cfg.services.map((s) => {
-        const vip = serviceVip(s, this.allocated);
-        const owner = vip !== undefined && owned.has(vip) ? this.cfg.node.name : null;
-        const err = this.allocErrors.get(s.name);
-        return { name: s.name, vip, pool: s.pool, owner, preferredOwner: this.cfg.node.name, ...(err ? { error: err } : {}) };
-      }),
+      services: [
+        ...this.cfg.services.map((s) => {
+          const vip = serviceVip(s, this.allocated);
+          const owner = vip !== undefined && owned.has(vip) ? this.cfg.node.name : null;
+          const err = this.allocErrors.get(s.name);
+          return { name: s.name, vip, pool: s.pool, owner, preferredOwner: this.cfg.node.name, ...(err ? { error: err } : {}) };
+        }),
+        ...this.k8sServices.map((s) => ({
+          name: s.name,
+          vip: s.vip,
+          pool: this.allocator.poolOf(s.vip),
+          owner: owned.has(s.vip) ? this.cfg.node.name : null,
+          preferredOwner: this.cfg.node.name,
+        })),
+      ],
       listeners: this.listeners,
       states: [...this.states.values()],
       stats,
@@ -261,6 +313,7 @@ export class App {
         const reasons: string[] = [];
         if (!this.ready) reasons.push(this.stopping ? 'stopping' : 'starting');
         if (this.ready && !this.vips.allAnnounced()) reasons.push('a VIP has not been announced yet');
+        if (this.ready && this.kube && !this.kubeSynced) reasons.push('kubernetes caches have not synced');
         for (const s of this.states.values()) if (!s.up) reasons.push(`listener ${s.key} is not bound: ${s.error ?? 'unknown'}`);
         return { ok: reasons.length === 0, reasons };
       },

@@ -38,6 +38,7 @@ export const TEST_FILES = [
   'test/e2e/resilience.test.ts',
   'test/e2e/l2.test.ts',
   'test/e2e/operate.test.ts',
+  'test/e2e/k8s.test.ts',
 ];
 
 function onDisk(dir: string): string[] {

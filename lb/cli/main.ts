@@ -37,10 +37,10 @@ function printConfigError(err: unknown): number {
   return 1;
 }
 
-async function run(argv: { config: string; logLevel: LogLevel }): Promise<void> {
+async function run(argv: { config: string; logLevel: LogLevel; kubeconfig?: string | undefined }): Promise<void> {
   const pretty = Boolean(process.stdout.isTTY);
   const log = createLogger({ level: argv.logLevel, pretty });
-  const app = new App({ configPath: argv.config, log, logLevel: argv.logLevel, pretty });
+  const app = new App({ configPath: argv.config, log, logLevel: argv.logLevel, pretty, ...(argv.kubeconfig ? { kubeconfig: argv.kubeconfig } : {}) });
   let stopping = false;
   const onStop = (sig: string) => {
     if (stopping) return;
@@ -102,7 +102,7 @@ await yargs(hideBin(process.argv))
     'run',
     'run the appliance in the foreground',
     (y) => y.option('config', { alias: 'c', type: 'string', default: DEFAULT_CONFIG, describe: 'configuration file' }),
-    (argv) => run({ config: argv.config, logLevel: argv.logLevel }),
+    (argv) => run({ config: argv.config, logLevel: argv.logLevel, kubeconfig: argv.kubeconfig }),
   )
   .command(
     'check',
