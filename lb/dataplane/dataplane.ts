@@ -139,12 +139,15 @@ export class Dataplane {
     this.timer = undefined;
   }
 
-  /** One sweep timer for the whole data plane, its period a quarter of the shortest bound (drains included). */
+  /**
+   * One sweep timer for the whole data plane, its period a quarter of the shortest bound
+   * (TCP connect timeouts and drains included): no timer per socket or session.
+   */
   private schedule(): void {
     let shortest = 4000;
     for (const l of this.listeners.values()) {
       const t = l.spec.timeouts;
-      shortest = Math.min(shortest, t.idle, t.udpSession, t.halfClosed ?? shortest);
+      shortest = Math.min(shortest, t.idle, t.udpSession, t.halfClosed ?? shortest, l instanceof TcpListener ? t.connect : shortest);
     }
     for (const d of this.draining) shortest = Math.min(shortest, d.l.spec.timeouts.drain);
     const tick = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));

@@ -17,9 +17,12 @@ export class BackendPool {
   backends: BackendState[] = [];
   scheduler: Scheduler;
   schedulerName: SchedulerName;
+  /** The scheduler keys on the client's address (sh): only then is it looked up per connection. */
+  keyed: boolean;
 
   constructor(scheduler: SchedulerName, specs: readonly BackendSpec[]) {
     this.schedulerName = scheduler;
+    this.keyed = scheduler === 'sh';
     this.backends = specs.map(newBackend);
     this.scheduler = createScheduler(scheduler, this.backends);
   }
@@ -51,6 +54,7 @@ export class BackendPool {
     this.backends = next;
     if (scheduler !== this.schedulerName) {
       this.schedulerName = scheduler;
+      this.keyed = scheduler === 'sh';
       this.scheduler = createScheduler(scheduler, next);
     } else {
       this.scheduler.update(next);

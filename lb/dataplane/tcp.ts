@@ -1,6 +1,12 @@
 // TCP virtual service: accept on VIP:port, dial a backend (retrying others on refusal or
 // timeout before any byte is forwarded), then splice both ways with backpressure.
-// Timeouts (idle, half-closed) are enforced by the data plane's one sweep, not per-socket timers.
+// Timeouts (connect, idle, half-closed) are enforced by the data plane's one sweep, not
+// per-socket timers.
+//
+// Hot path (STYLE.md): no closure per connection. Both sockets of a connection carry it as
+// `conn` and share module-level handlers, and bytes move through a small pump (write on
+// 'data', pause on backpressure, resume on 'drain') instead of pipe(), whose per-pipe
+// closures and listeners cost memory on every held connection and time on every new one.
 
 import net from 'node:net';
 import type { Logger } from '../core/log.ts';
@@ -11,27 +17,88 @@ import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
 const DEFAULT_HALF_CLOSED = 60_000;
 
+/** A socket of a connection: the client's or the backend's. */
+interface Side extends net.Socket {
+  conn: Conn;
+}
+
 class Conn {
   readonly l: TcpListener;
-  readonly client: net.Socket;
-  readonly clientIp: string;
-  upstream: net.Socket | undefined;
-  backend: BackendState | undefined;
-  tried: Set<BackendState> | undefined;
+  readonly client: Side;
+  upstream: Side | undefined = undefined;
+  backend: BackendState | undefined = undefined;
+  tried: Set<BackendState> | undefined = undefined;
+  /** Bytes of PROXY header written to the backend (not client data). */
+  hdrLen = 0;
   /** Bytes seen at the last sweep, and when they last changed. */
   seen = 0;
   lastActive: number;
+  /** When the dial in flight started (its connect timeout runs from here). */
+  dialAt = 0;
   halfSince = 0;
   /** The backend accepted and bytes flow (counted in the backend's active connections). */
   connected = false;
   closed = false;
 
-  constructor(l: TcpListener, client: net.Socket, now: number) {
+  constructor(l: TcpListener, client: Side, now: number) {
     this.l = l;
     this.client = client;
-    this.clientIp = client.remoteAddress ?? '';
     this.lastActive = now;
   }
+}
+
+/**
+ * Reset a socket (RST), or close it when its FIN is already on the way: Node 24's
+ * resetAndDestroy() fails with EINVAL on such a socket and can leave the process spinning.
+ */
+function reset(s: net.Socket): void {
+  if (s.writableEnded) s.destroy();
+  else s.resetAndDestroy();
+}
+
+const peerOf = (s: Side): Side | undefined => (s === s.conn.client ? s.conn.upstream : s.conn.client);
+
+// ---- shared handlers: `this` is the socket, `this.conn` its connection ----
+
+function onData(this: Side, chunk: Buffer): void {
+  const peer = peerOf(this);
+  if (peer !== undefined && peer.writable && !peer.write(chunk)) this.pause();
+}
+
+function onDrain(this: Side): void {
+  const peer = peerOf(this);
+  if (peer !== undefined && !peer.destroyed) peer.resume();
+}
+
+function onEnd(this: Side): void {
+  const c = this.conn;
+  if (c.halfSince === 0) c.halfSince = Date.now();
+  // Half-close travels on: the other side gets our FIN once it has every byte before it.
+  const peer = peerOf(this);
+  if (c.connected && peer !== undefined && !peer.destroyed && !peer.writableEnded) peer.end();
+}
+
+function onClientError(this: Side, err: Error): void {
+  this.conn.l.onSideError(this.conn, err, this);
+}
+
+function onClose(this: Side): void {
+  const c = this.conn;
+  // A backend socket given up on (refused, timed out) closes after its connection moved on.
+  if (this !== c.client && this !== c.upstream) return;
+  c.l.onSideClose(c, this);
+}
+
+function onUpstreamError(this: Side, err: Error): void {
+  const c = this.conn;
+  if (this !== c.upstream) return;
+  if (c.connected && !c.l.earlyReset(c, this)) c.l.onSideError(c, err, this);
+  else c.l.dialFailed(c, err);
+}
+
+function onUpstreamConnect(this: Side): void {
+  const c = this.conn;
+  if (this === c.upstream) c.l.onConnected(c, this);
 }
 
 export class TcpListener {
@@ -47,8 +114,8 @@ export class TcpListener {
   bytesRx = 0;
   bytesTx = 0;
   limitRejected = 0;
-  private limitLoggedAt = -Infinity;
   noBackend = 0;
+  private limitLoggedAt = -Infinity;
 
   private readonly hooks: DataplaneHooks | undefined;
 
@@ -61,9 +128,7 @@ export class TcpListener {
     this.log = log;
     this.now = now;
     this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends);
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (c) =>
-      this.onConnection(c),
-    );
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (c) => this.onConnection(c as Side));
   }
 
   listen(): Promise<void> {
@@ -102,7 +167,7 @@ export class TcpListener {
     }
   }
 
-  private onConnection(client: net.Socket): void {
+  private onConnection(client: Side): void {
     const max = this.spec.limits.maxConnections;
     if (max > 0 && this.conns.size >= max) {
       this.limitRejected++;
@@ -116,100 +181,121 @@ export class TcpListener {
     }
     // Paused, not pauseOnConnect: the socket still reads up to its highWaterMark while we
     // dial, so a client that resets meanwhile is seen at once (and the dial dropped) rather
-    // than after every connect try; its first bytes wait in the buffer for pipe().
+    // than after every connect try; its first bytes wait in the buffer for the pump.
     client.pause();
     const c = new Conn(this, client, this.now());
+    client.conn = c;
     this.conns.add(c);
-    client.on('error', (err) => this.onSideError(c, err, client));
-    client.on('close', () => this.onSideClose(c, client));
-    client.once('end', () => this.onEnd(c));
+    client.on('error', onClientError);
+    client.on('close', onClose);
+    client.on('end', onEnd);
     this.dial(c);
   }
 
   private dial(c: Conn): void {
     if (c.closed) return;
-    const b = this.pool.scheduler.pick(c.clientIp, c.tried) as BackendState | undefined;
+    // Only source hashing looks at the client: the others spare the getpeername call.
+    const key = this.pool.keyed ? (c.client.remoteAddress ?? '') : '';
+    const b = this.pool.scheduler.pick(key, c.tried) as BackendState | undefined;
     if (!b) {
       this.noBackend++;
-      if (this.log.debugEnabled) this.log.debug('no backend left', { listener: this.key, client: c.clientIp });
-      c.client.resetAndDestroy();
+      if (this.log.debugEnabled) this.log.debug('no backend left', { listener: this.key, client: c.client.remoteAddress });
+      reset(c.client);
       return;
     }
-    const up = net.connect({ host: b.address, port: b.port, noDelay: true, allowHalfOpen: true });
+    const up = net.connect({ host: b.address, port: b.port, noDelay: true, allowHalfOpen: true }) as Side;
+    up.conn = c;
     c.upstream = up;
     c.backend = b;
-    up.setTimeout(this.spec.timeouts.connect);
-    const onFail = (err: Error) => {
-      up.off('connect', onConnect);
-      up.off('timeout', onTimeout);
-      up.destroy();
-      b.connectFailures++;
-      this.hooks?.connectFailure(this.key, b.id, (err as NodeJS.ErrnoException).code ?? err.message);
-      c.upstream = undefined;
-      c.backend = undefined;
-      (c.tried ??= new Set()).add(b);
-      if (this.log.debugEnabled) this.log.debug('connect failed', { listener: this.key, backend: b.id, err });
-      if (c.tried.size <= this.spec.retries) this.dial(c);
-      else {
-        this.noBackend++;
-        c.client.resetAndDestroy();
-      }
-    };
-    const onTimeout = () =>
-      onFail(Object.assign(new Error(`connect timeout after ${this.spec.timeouts.connect}ms`), { code: 'EDGEPORT_ERR_CONNECT_TIMEOUT' }));
-    const onConnect = () => {
-      up.off('error', onFail);
-      up.off('timeout', onTimeout);
-      up.setTimeout(0);
-      if (c.closed) {
-        up.destroy();
-        return;
-      }
-      c.connected = true;
-      this.pool.open(b);
-      up.on('error', (err) => this.onSideError(c, err, up));
-      up.on('close', () => this.onSideClose(c, up));
-      up.once('end', () => this.onEnd(c));
-      const hdr = proxyHeader(this.spec.proxyProtocol, {
-        srcAddr: c.clientIp,
-        srcPort: c.client.remotePort ?? 0,
-        dstAddr: c.client.localAddress ?? this.vip,
-        dstPort: c.client.localPort ?? this.spec.port,
-        protocol: 'TCP',
-      });
-      if (hdr) up.write(hdr);
-      c.client.pipe(up);
-      up.pipe(c.client);
-    };
-    up.once('error', onFail);
-    up.once('timeout', onTimeout);
-    up.once('connect', onConnect);
+    c.dialAt = this.now();
+    up.on('error', onUpstreamError);
+    up.on('close', onClose);
+    up.on('connect', onUpstreamConnect);
   }
 
-  private onEnd(c: Conn): void {
-    if (c.halfSince === 0) c.halfSince = this.now();
+  /** The dial in flight failed (error, or the sweep saw its connect timeout): try another backend. */
+  dialFailed(c: Conn, err: Error): void {
+    const up = c.upstream;
+    const b = c.backend;
+    if (up === undefined || b === undefined) return;
+    c.upstream = undefined;
+    c.backend = undefined;
+    up.destroy();
+    b.connectFailures++;
+    this.hooks?.connectFailure(this.key, b.id, (err as NodeJS.ErrnoException).code ?? err.message);
+    (c.tried ??= new Set()).add(b);
+    if (this.log.debugEnabled) this.log.debug('connect failed', { listener: this.key, backend: b.id, err });
+    if (c.tried.size <= this.spec.retries) this.dial(c);
+    else {
+      this.noBackend++;
+      reset(c.client);
+    }
+  }
+
+  onConnected(c: Conn, up: Side): void {
+    c.connected = true;
+    this.pool.open(c.backend!);
+    up.on('end', onEnd);
+    if (this.spec.proxyProtocol !== 'none') {
+      const client = c.client;
+      const hdr = proxyHeader(this.spec.proxyProtocol, {
+        srcAddr: client.remoteAddress ?? '',
+        srcPort: client.remotePort ?? 0,
+        dstAddr: client.localAddress ?? this.vip,
+        dstPort: client.localPort ?? this.spec.port,
+        protocol: 'TCP',
+      });
+      if (hdr) {
+        c.hdrLen = hdr.length;
+        up.write(hdr);
+      }
+    }
+    up.on('data', onData);
+    up.on('drain', onDrain);
+    c.client.on('data', onData);
+    c.client.on('drain', onDrain);
+    // A client that sent FIN with nothing buffered has already emitted 'end' (as pipe() does).
+    if (c.client.readableEnded) up.end();
+    else c.client.resume();
+  }
+
+  /**
+   * The backend reset a connection it had accepted before a byte went either way (a
+   * backend that died with it in its accept queue): undo the connection so the caller
+   * retries it elsewhere, as a failed dial. Nothing was delivered, so nothing is lost.
+   */
+  earlyReset(c: Conn, up: Side): boolean {
+    if (up.bytesRead !== 0 || up.bytesWritten > c.hdrLen || c.client.readableEnded || c.client.destroyed) return false;
+    c.connected = false;
+    c.hdrLen = 0;
+    this.pool.close(c.backend!);
+    c.client.off('data', onData);
+    c.client.off('drain', onDrain);
+    c.client.pause();
+    return true;
   }
 
   /** A reset (or any error) on one side resets the other. */
-  private onSideError(c: Conn, err: Error, side: net.Socket): void {
+  onSideError(c: Conn, err: Error, side: Side): void {
     if (this.log.debugEnabled) {
       this.log.debug('connection error', { listener: this.key, side: side === c.client ? 'client' : 'backend', err });
     }
     const other = side === c.client ? c.upstream : c.client;
-    if (other && !other.destroyed) other.resetAndDestroy();
+    if (other && !other.destroyed) reset(other);
   }
 
-  private onSideClose(c: Conn, side: net.Socket): void {
+  onSideClose(c: Conn, side: Side): void {
     if (!c.connected) {
       // The client left while we were still dialing.
       c.upstream?.destroy();
+      c.upstream = undefined;
       this.finish(c);
       return;
     }
     const other = side === c.client ? c.upstream : c.client;
     if (other && !other.destroyed) {
       // One side is fully closed: whatever the other still holds can't be delivered.
-      if (side.errored) other.resetAndDestroy();
+      if (side.errored) reset(other);
       else other.end();
     }
     if (c.client.destroyed && c.upstream?.destroyed) this.finish(c);
@@ -225,14 +311,18 @@ export class TcpListener {
   }
 
   /**
-   * Called by the data plane's sweep: idle and half-closed bounds. The half-closed bound is
-   * an inactivity bound once a side sent FIN (HAProxy's client-fin/server-fin): a reply that
-   * keeps streaming after the client's FIN is not cut.
+   * Called by the data plane's sweep: connect, idle and half-closed bounds. The half-closed
+   * bound is an inactivity bound once a side sent FIN (HAProxy's client-fin/server-fin): a
+   * reply that keeps streaming after the client's FIN is not cut.
    */
   sweep(now: number): void {
     const idle = this.spec.timeouts.idle;
     const half = this.spec.timeouts.halfClosed ?? DEFAULT_HALF_CLOSED;
+    const connect = this.spec.timeouts.connect;
     for (const c of this.conns) {
+      if (!c.connected && c.upstream !== undefined && now - c.dialAt >= connect) {
+        this.dialFailed(c, Object.assign(new Error(`connect timeout after ${connect}ms`), { code: 'EDGEPORT_ERR_CONNECT_TIMEOUT' }));
+      }
       const seen = c.client.bytesRead + c.client.bytesWritten;
       if (seen !== c.seen) {
         c.seen = seen;

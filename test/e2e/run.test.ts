@@ -109,6 +109,7 @@ state: { dir: ${tmp.dir}/state }
 dataplane: { workers: ${opts.workers ?? 1} }
 defaults:
   timeouts: { drain: ${opts.drain ?? '5s'} }
+  healthCheck: { type: none }   # backends count accepted connections: no check connections among them
 services:
   - name: web
     address: 127.0.0.10
