@@ -6,25 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
-import { createLan, ip, netnsSkipReason, nsExec } from '../support/netns.ts';
+import { connectJs, createLan, inNs, ip, netnsSkipReason, nsExec } from '../support/netns.ts';
 import { BIN, tempDir, writeConfig } from '../support/proc.ts';
 
 const skip = netnsSkipReason();
 
-/** Run a small ES module inside a namespace with this Node; returns its stdout, parsed as JSON. */
-async function inNs<T>(ns: string, js: string, timeoutMs = 10_000): Promise<T> {
-  const r = await nsExec(ns, process.execPath, ['--input-type=module', '-e', js], timeoutMs);
-  if (r.code !== 0) throw new Error(`node in ${ns} exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-const connectJs = (host: string, port: number) => `
-import net from 'node:net';
-const s = net.connect({ host: '${host}', port: ${port} });
-const t = setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(0); }, 3000);
-s.on('data', (d) => { clearTimeout(t); console.log(JSON.stringify({ got: d.toString().trim() })); s.destroy(); });
-s.on('error', (e) => { clearTimeout(t); console.log(JSON.stringify({ error: e.code })); });
-`;
 
 const fetchJs = (url: string) => `
 try {

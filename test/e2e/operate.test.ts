@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { builtinDefaults, parseConfig, parseDuration } from '../../lb/config/parse.ts';
 import { parseIp } from '../../lb/ipam/address.ts';
-import { createLan, ip, netnsSkipReason, nsExec } from '../support/netns.ts';
+import { connectJs, createLan, inNs, ip, netnsSkipReason, nsExec } from '../support/netns.ts';
 import { BIN, cli, ROOT, tempDir } from '../support/proc.ts';
 
 const INSTALL = join(ROOT, 'scripts/install.sh');
@@ -220,19 +220,6 @@ const setpriv = which('setpriv');
 const privSkip = netnsSkipReason() ?? (setpriv ? undefined : 'setpriv (util-linux) is missing');
 const NOBODY = 65534;
 
-async function inNs<T>(ns: string, js: string): Promise<T> {
-  const r = await nsExec(ns, process.execPath, ['--input-type=module', '-e', js]);
-  if (r.code !== 0) throw new Error(`node in ${ns} exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-
-const connectJs = (host: string, port: number) => `
-import net from 'node:net';
-const s = net.connect({ host: '${host}', port: ${port} });
-const t = setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(0); }, 3000);
-s.on('data', (d) => { clearTimeout(t); console.log(JSON.stringify({ got: d.toString().trim() })); s.destroy(); });
-s.on('error', (e) => { clearTimeout(t); console.log(JSON.stringify({ error: e.code })); });
-`;
 
 const readyJs = `
 try { const r = await fetch('http://127.0.0.1:9470/readyz'); console.log(JSON.stringify({ status: r.status })); }

@@ -43,6 +43,22 @@ export function nsExec(ns: string, cmd: string, args: readonly string[], timeout
   });
 }
 
+/** Run a small ES module inside a namespace with this Node; returns its stdout, parsed as JSON. */
+export async function inNs<T>(ns: string, js: string, timeoutMs = 10_000): Promise<T> {
+  const r = await nsExec(ns, process.execPath, ['--input-type=module', '-e', js], timeoutMs);
+  if (r.code !== 0) throw new Error(`node in ${ns} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** A module for inNs: connect to host:port and print {got: first bytes} or {error: code}. */
+export const connectJs = (host: string, port: number): string => `
+import net from 'node:net';
+const s = net.connect({ host: '${host}', port: ${port} });
+const t = setTimeout(() => { console.log(JSON.stringify({ error: 'timeout' })); process.exit(0); }, 3000);
+s.on('data', (d) => { clearTimeout(t); console.log(JSON.stringify({ got: d.toString().trim() })); s.destroy(); });
+s.on('error', (e) => { clearTimeout(t); console.log(JSON.stringify({ error: e.code })); });
+`;
+
 export interface Lan {
   /** Edgeport's namespace and its interface. */
   edge: { ns: string; iface: string; addr: string };
