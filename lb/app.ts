@@ -15,7 +15,9 @@ import { Allocator } from './ipam/allocator.ts';
 import { loadState, saveState } from './ipam/state.ts';
 import { restoreStatic } from './ipam/static.ts';
 import { VipManager } from './reconcile/vips.ts';
-import { createKubeApi } from './k8s/client.ts';
+import { createKubeApi, makeKubeConfig } from './k8s/client.ts';
+import { KubeLeases } from './ha/coordination.ts';
+import { HaManager } from './ha/manager.ts';
 import { KubeController, type K8sVirtualService } from './k8s/controller.ts';
 import { listenerKey } from './core/types.ts';
 import { createDataplane, resolveWorkers, type DataplaneHandle } from './dataplane/workers.ts';
@@ -50,6 +52,8 @@ export class App {
   private allocator!: Allocator;
   private vips!: VipManager;
   private kube: KubeController | undefined;
+  /** ha.enabled: which VIPs this appliance serves, through Leases. */
+  private ha: HaManager | undefined;
   /** Virtual services of Kubernetes LoadBalancer Services, from the controller. */
   private k8sServices: K8sVirtualService[] = [];
   private kubeSynced = false;
@@ -87,7 +91,10 @@ export class App {
           this.metrics.vipOwned.set({ vip }, owned ? 1 : 0);
           this.metrics.vipTransitions.inc({ vip });
         },
-        conflict: (c, iface) => this.log.warn('ARP conflict: another MAC claims an owned VIP; still answering', { interface: iface, vip: c.vip, mac: c.mac, count: c.count }),
+        conflict: (c, iface) => {
+          this.log.warn('ARP conflict: another MAC claims an owned VIP', { interface: iface, vip: c.vip, mac: c.mac, count: c.count });
+          this.ha?.foreignAnnouncement(c.vip);
+        },
       },
     });
     await this.vips.start([...new Set(this.allocated.values())]);
@@ -111,6 +118,7 @@ export class App {
       workers,
       admin: `http://${this.cfg.admin.listen.host.includes(':') ? `[${this.cfg.admin.listen.host}]` : this.cfg.admin.listen.host}:${(this.admin.address() as { port: number }).port}`,
     });
+    if (this.cfg.ha.enabled) this.startHa();
     await this.applyConfig(this.cfg);
     if (this.cfg.kubernetes.enabled) this.startKube();
     this.ready = true;
@@ -142,6 +150,37 @@ export class App {
       },
       (err: unknown) => this.log.error('kubernetes controller failed', { err }),
     );
+  }
+
+  /**
+   * HA: every VIP stays local and bound on every appliance; the VipManager answers ARP only for
+   * the VIPs whose Lease we hold, so a takeover is an ARP announcement, not a bind.
+   */
+  private startHa(): void {
+    const kubeconfig = this.opts.kubeconfig ?? this.cfg.kubernetes.kubeconfig;
+    const log = this.log.child({ component: 'ha' });
+    const ha = new HaManager({
+      coord: new KubeLeases({ kc: makeKubeConfig(kubeconfig), namespace: this.cfg.ha.leaseNamespace, onError: (what, err) => log.warn(what, { err: String((err as Error)?.message ?? err) }) }),
+      self: this.cfg.node.name,
+      cfg: this.cfg.ha,
+      log,
+      onOwned: () => this.vips.refresh(),
+      healthy: (vip) => this.vipHealthy(vip),
+    });
+    this.ha = ha;
+    this.vips.setGate((vip) => ha.ownedVips().has(vip));
+    ha.start();
+  }
+
+  /** A VIP can be served here: every listener on it bound, each with a backend up. */
+  private vipHealthy(vip: string): boolean {
+    let any = false;
+    for (const l of this.listeners) {
+      if (l.vip !== vip) continue;
+      any = true;
+      if (!this.states.get(l.key)?.up || l.spec.backends.length === 0 || this.checker.allDown(l.key)) return false;
+    }
+    return any;
   }
 
   /** The admin port actually bound (admin.listen may say port 0 in tests). */
@@ -191,6 +230,9 @@ export class App {
     this.checker.sync(listeners);
     const bound = new Set(listeners.filter((l) => !result.failed.some((f) => f.key === l.key)).map((l) => l.vip));
     this.vips.commit([...bound], Math.max(cfg.defaults.timeouts.drain, ...listeners.map((l) => l.spec.timeouts.drain)));
+    this.ha?.setVips([...new Set(listeners.map((l) => l.vip))]);
+    const owned = new Set(this.vips.ownedVips());
+    for (const v of bound) if (!owned.has(v)) this.metrics.vipOwned.set({ vip: v }, 0);
     for (const key of this.panicking) if (!listeners.some((l) => l.key === key)) this.panicking.delete(key);
     this.states.clear();
     const failed = new Map(result.failed.map((f) => [f.key, f]));
@@ -260,6 +302,7 @@ export class App {
       if (!this.dp) return; // stopped during start-up, before a data plane existed
       const drain = Math.max(this.cfg.defaults.timeouts.drain, ...this.listeners.map((l) => l.spec.timeouts.drain));
       this.vips.stopAnswering();
+      await this.ha?.stop(); // Leases released: a watching peer takes the VIPs at once
       await this.kube?.stop(); // Service status and finalizers stay (SPEC)
       this.log.info('stopping: listeners closed, draining', { drainMs: drain });
       this.checker?.stop();
@@ -281,22 +324,27 @@ export class App {
     const stats = await this.dp.stats();
     const owned = new Set(this.vips.ownedVips());
     const arp = this.vips.arpStats();
+    const self = this.cfg.node.name;
+    const ownership = (vip: string | undefined) => {
+      if (vip === undefined) return { owner: null, preferredOwner: self };
+      if (!this.ha) return { owner: owned.has(vip) ? self : null, preferredOwner: self };
+      const v = this.ha.view(vip);
+      return { owner: v.owner, preferredOwner: v.preferredOwner, leaseAgeMs: v.leaseAgeMs, ...(v.expired ? { leaseExpired: true } : {}) };
+    };
     return buildStatus({
       node: this.cfg.node.name,
       ready: this.ready,
       services: [
         ...this.cfg.services.map((s) => {
           const vip = serviceVip(s, this.allocated);
-          const owner = vip !== undefined && owned.has(vip) ? this.cfg.node.name : null;
           const err = this.allocErrors.get(s.name);
-          return { name: s.name, vip, pool: s.pool, owner, preferredOwner: this.cfg.node.name, ...(err ? { error: err } : {}) };
+          return { name: s.name, vip, pool: s.pool, ...ownership(vip), ...(err ? { error: err } : {}) };
         }),
         ...this.k8sServices.map((s) => ({
           name: s.name,
           vip: s.vip,
           pool: this.allocator.poolOf(s.vip),
-          owner: owned.has(s.vip) ? this.cfg.node.name : null,
-          preferredOwner: this.cfg.node.name,
+          ...ownership(s.vip),
         })),
       ],
       listeners: this.listeners,

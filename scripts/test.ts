@@ -24,6 +24,7 @@ export const TEST_FILES = [
   'test/unit/arp.test.ts',
   'test/unit/docs.test.ts',
   'test/unit/k8s-convert.test.ts',
+  'test/unit/ha-lease.test.ts',
   'test/integration/tcp.test.ts',
   'test/integration/udp.test.ts',
   'test/integration/dataplane.test.ts',
@@ -32,6 +33,7 @@ export const TEST_FILES = [
   'test/integration/l2-netns.test.ts',
   'test/integration/fake-apiserver.test.ts',
   'test/integration/k8s-controller.test.ts',
+  'test/integration/ha.test.ts',
   'test/e2e/cli.test.ts',
   'test/e2e/run.test.ts',
   'test/e2e/page.test.ts',
@@ -39,6 +41,7 @@ export const TEST_FILES = [
   'test/e2e/l2.test.ts',
   'test/e2e/operate.test.ts',
   'test/e2e/k8s.test.ts',
+  'test/e2e/ha.test.ts',
 ];
 
 function onDisk(dir: string): string[] {

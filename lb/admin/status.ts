@@ -38,6 +38,10 @@ export interface StatusService {
   /** The appliance that serves the VIP (node.name), null when none does. */
   owner: string | null;
   preferredOwner: string | null;
+  /** HA: how long (ms) the owner has held the VIP's Lease, as this appliance has seen it. */
+  leaseAgeMs?: number | null;
+  /** HA: the owner has not renewed within ha.leaseDuration (as this appliance judges it). */
+  leaseExpired?: boolean;
   /** Why the service has no VIP, when it has none. */
   error?: string;
   ports: StatusPort[];
@@ -61,7 +65,7 @@ export interface StatusDoc {
 export function buildStatus(opts: {
   node: string;
   ready: boolean;
-  services: readonly { name: string; vip: string | undefined; pool: string | undefined; owner: string | null; preferredOwner: string | null; error?: string }[];
+  services: readonly { name: string; vip: string | undefined; pool: string | undefined; owner: string | null; preferredOwner: string | null; leaseAgeMs?: number | null; leaseExpired?: boolean; error?: string }[];
   listeners: readonly ListenerSpec[];
   states: readonly (ListenerState & { key: string })[];
   stats: DataplaneStats;
@@ -76,6 +80,8 @@ export function buildStatus(opts: {
     pool: s.pool ?? null,
     owner: s.owner,
     preferredOwner: s.preferredOwner,
+    ...(s.leaseAgeMs !== undefined ? { leaseAgeMs: s.leaseAgeMs } : {}),
+    ...(s.leaseExpired ? { leaseExpired: true } : {}),
     ...(s.error ? { error: s.error } : {}),
     ports: [],
   }));

@@ -13,6 +13,7 @@ export const ErrorCodes = {
   EDGEPORT_ERR_SYSCTL: 'arp_ignore/arp_announce on the announce interface are wrong and could not be set',
   EDGEPORT_ERR_ARP_SOCKET: 'the ARP socket on the announce interface could not be opened or failed',
   EDGEPORT_ERR_ALLOCATION: 'a service could not get an address from its pool',
+  EDGEPORT_ERR_HA_NAMESPACE: 'ha.leaseNamespace does not exist in the cluster; Edgeport keeps trying',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -133,7 +133,9 @@ export class LocalVips {
       this.added.add(vip);
     } catch (e) {
       if (!/File exists/i.test((e as Error).message)) throw new Error(`Cannot make ${vip} local: ${(e as Error).message}`, { cause: e });
-      const shown = await this.run(cmd(vip, 'show', ['table', 'local', 'proto', String(EDGEPORT_ROUTE_PROTO)]));
+      // `ip route show` takes no route type: select by table, exact prefix, device and proto.
+      const [fam, , , , prefix] = routeArgs(vip);
+      const shown = await this.run([fam!, 'route', 'show', 'table', 'local', 'exact', prefix!, 'dev', 'lo', 'proto', String(EDGEPORT_ROUTE_PROTO)]);
       if (shown.trim() !== '') this.added.add(vip);
     }
   }

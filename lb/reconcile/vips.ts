@@ -18,8 +18,11 @@ export class VipManager {
   readonly iface: string | undefined;
   private readonly local = new LocalVips();
   private responder: ArpResponder | undefined;
-  /** VIPs taken (bound and, with arp, answered). */
+  /** VIPs local and bound. */
+  private readonly bound = new Set<string>();
+  /** VIPs taken: bound and, with arp, answered. */
   private readonly owned = new Set<string>();
+  private gate: ((vip: string) => boolean) | undefined;
   /** VIPs given up whose local route stays while their connections drain. */
   private readonly leaving = new Map<string, NodeJS.Timeout>();
   private readonly events: VipEvents;
@@ -62,18 +65,48 @@ export class VipManager {
         clearTimeout(t);
         this.leaving.delete(v);
       }
-      if (this.mode === 'arp' && !this.owned.has(v)) await this.local.addLocal(v);
+      if (this.mode === 'arp' && !this.bound.has(v)) await this.local.addLocal(v);
     }
   }
 
   /**
-   * After binding: own exactly `vips` (answer ARP, announce the new ones at once); stop
-   * answering for the others at once and drop their routes after `drainMs`.
+   * After binding: `vips` are local and bound. Own those the gate admits (all of them without
+   * HA): answer ARP, announce the new ones at once; stop answering for the others at once. VIPs
+   * no longer bound lose their route after `drainMs`.
    */
   commit(vips: readonly string[], drainMs: number): void {
     const want = new Set(vips);
-    const added = vips.filter((v) => !this.owned.has(v));
+    const gone = [...this.bound].filter((v) => !want.has(v));
+    this.bound.clear();
+    for (const v of vips) this.bound.add(v);
+    this.refresh();
+    if (this.mode !== 'arp') return;
+    for (const v of gone) {
+      const t = setTimeout(() => {
+        this.leaving.delete(v);
+        void this.local.removeLocal(v).catch((err: unknown) => this.log.warn('cannot remove VIP route', { vip: v, err }));
+      }, drainMs);
+      t.unref();
+      this.leaving.set(v, t);
+    }
+  }
+
+  /**
+   * HA: own only the bound VIPs `gate` admits (the Leases we hold). The others stay local and
+   * bound, so taking one over is only answering ARP and announcing it.
+   */
+  setGate(gate: ((vip: string) => boolean) | undefined): void {
+    this.gate = gate;
+    this.refresh();
+  }
+
+  /** Re-apply the gate (after the Leases held changed). */
+  refresh(): void {
+    const next = [...this.bound].filter((v) => !this.gate || this.gate(v));
+    const want = new Set(next);
+    const added = next.filter((v) => !this.owned.has(v));
     const removed = [...this.owned].filter((v) => !want.has(v));
+    if (added.length === 0 && removed.length === 0) return;
     for (const v of removed) this.owned.delete(v);
     for (const v of added) this.owned.add(v);
     this.responder?.setOwned([...this.owned]);
@@ -85,14 +118,11 @@ export class VipManager {
     for (const v of removed) {
       this.events.owned(v, false);
       this.log.info('VIP released', { vip: v });
-      if (this.mode !== 'arp') continue;
-      const t = setTimeout(() => {
-        this.leaving.delete(v);
-        void this.local.removeLocal(v).catch((err: unknown) => this.log.warn('cannot remove VIP route', { vip: v, err }));
-      }, drainMs);
-      t.unref();
-      this.leaving.set(v, t);
     }
+  }
+
+  boundVips(): string[] {
+    return [...this.bound];
   }
 
   /** Every owned VIP has had its first gratuitous ARP (always true with mode none). */

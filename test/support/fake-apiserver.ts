@@ -61,6 +61,8 @@ export interface RequestRecord {
 export interface FakeApiServerOptions {
   /** Port to listen on; 0 (default) picks one, kept across stop()/start(). */
   port?: number;
+  /** Address to listen on (default 127.0.0.1; a namespace's address when run inside one). */
+  host?: string;
   /** Changes kept for watches resuming from a resourceVersion (default 1000). */
   historyLimit?: number;
   /** Interval of BOOKMARK events on watches that allow them (default 1000 ms). */
@@ -132,6 +134,7 @@ export class FakeApiServer {
   readonly objects: ObjectAccess;
   private server: http.Server | undefined;
   private port: number;
+  private readonly host: string;
   private readonly sockets = new Set<Socket>();
   private readonly watches = new Set<OpenWatch>();
   private readonly faults: (Fault & { left: number })[] = [];
@@ -139,6 +142,7 @@ export class FakeApiServer {
 
   constructor(opts: FakeApiServerOptions = {}) {
     this.port = opts.port ?? 0;
+    this.host = opts.host ?? '127.0.0.1';
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 1000;
     this.store = new Store({ historyLimit: opts.historyLimit });
     const ns = findResource('', 'v1', 'namespaces')!;
@@ -164,9 +168,9 @@ export class FakeApiServer {
     };
   }
 
-  /** http://127.0.0.1:PORT (valid after start()). */
+  /** http://HOST:PORT (valid after start()). */
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.host}:${this.port}`;
   }
 
   /** The current global resourceVersion. */
@@ -183,7 +187,7 @@ export class FakeApiServer {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
     });
-    server.listen(this.port, '127.0.0.1');
+    server.listen(this.port, this.host);
     await once(server, 'listening');
     this.port = (server.address() as { port: number }).port;
     this.server = server;

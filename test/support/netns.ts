@@ -98,7 +98,10 @@ export async function createLan(subnet: string): Promise<Lan> {
   };
 }
 
-/** An agent process inside a namespace; call() sends one command and awaits its answer. */
+/**
+ * An agent process inside a namespace; call() sends one command and awaits its answer.
+ * `script` speaks the same JSON-lines protocol (default: netns-agent.ts).
+ */
 export class Agent {
   readonly ns: string;
   private readonly child: ChildProcess;
@@ -106,9 +109,9 @@ export class Agent {
   private nextId = 1;
   stderr = '';
 
-  constructor(ns: string) {
+  constructor(ns: string, script = AGENT, args: readonly string[] = []) {
     this.ns = ns;
-    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, AGENT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       let m: { id: number; ok: boolean; value?: unknown; error?: string };

@@ -399,7 +399,10 @@ test('LocalVips adds local routes with Edgeport\'s proto and removes only its ow
   const existing = new Map<string, number>([['10.0.0.7', 2], ['10.0.0.8', EDGEPORT_ROUTE_PROTO]]);
   const run = async (args: readonly string[]) => {
     calls.push(args.join(' '));
-    const addr = String(args[4]).split('/')[0]!;
+    // The grammar of the real ip(8): `route show` takes no route type (`show local X` is
+    // "inet prefix is expected rather than local"), so a show selects by table and exact prefix.
+    if (args[2] === 'show') assert.match(args.join(' '), /^-[46] route show table local exact \S+\/(32|128) dev lo proto \d+$/);
+    const addr = String(args[2] === 'show' ? args[6] : args[4]).split('/')[0]!;
     if (args[2] === 'add') {
       if (existing.has(addr)) throw new Error('ip ...: RTNETLINK answers: File exists');
       existing.set(addr, EDGEPORT_ROUTE_PROTO);
