@@ -65,7 +65,8 @@ async function refresh() {
         const head = document.createElement('tr');
         head.className = 'svc';
         cell(head, s.name);
-        cell(head, s.vip || ('pool ' + (s.pool || '?')));
+        const owner = s.owner ? ' · on ' + s.owner + (s.preferredOwner && s.preferredOwner !== s.owner ? ' (prefers ' + s.preferredOwner + ')' : '') : ' · not served here';
+        cell(head, (s.vip || ('pool ' + (s.pool || '?'))) + (s.vip ? owner : ''));
         const pc = cell(head, p.port + '/' + p.protocol + (p.listening ? '' : ' (not bound)'), p.listening ? '' : 'notbound');
         cell(head, p.scheduler);
         const note = cell(head, p.panic ? 'PANIC: every backend down, sending to all' : '', p.panic ? 'panic' : '');

@@ -167,13 +167,16 @@ export class HaManager {
   private onLeases(leases: readonly Lease[]): void {
     const now = this.now();
     const seen = new Set<string>();
+    // The watch can lag behind our own writes (a list taken before our create, an event for the
+    // version before our renewal): an older view than the one we wrote is not news.
     for (const l of leases) {
       seen.add(l.name);
+      if (!newer(l, this.leases.get(l.name))) continue;
+      this.leases.set(l.name, l);
       this.book.observe(l.name, { holder: l.holder, renewTime: l.renewTime, annotations: l.annotations }, now);
-      if (newer(l, this.leases.get(l.name))) this.leases.set(l.name, l);
     }
     for (const name of [...this.leases.keys()]) {
-      if (seen.has(name)) continue;
+      if (seen.has(name) || now - (this.lastOk.get(name) ?? -Infinity) < 2 * this.o.cfg.leaseDuration) continue;
       this.book.observe(name, undefined, now);
       this.leases.delete(name);
     }

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { encodeArp, type ArpPacket } from '../../lb/l2/arp.ts';
 import { preferredOf } from '../../lb/ha/lease.ts';
-import { ip, netnsSkipReason } from '../support/netns.ts';
+import { ip, netnsSkipReason, nsExec } from '../support/netns.ts';
+import { BIN } from '../support/proc.ts';
 import { HaLab, killNamespace, wallNow, type Appliance, type Attempt } from '../support/ha-lab.ts';
 
 const skip = netnsSkipReason();
@@ -67,6 +68,16 @@ test('exactly one MAC answers ARP for each VIP, the VIPs spread over the applian
       assert.match(m, new RegExp(`edgeport_vip_owned\\{vip="${vip.replace(/\./g, '\\.')}"\\} ${want}\\n`), `${a.name}: vip_owned ${vip} = ${want}`);
     }
   }
+  // `edgeport status`: the OWNER column with the Lease's age.
+  const table = await nsExec(lab.appliances[0]!.ns, BIN, ['status']);
+  for (const vip of lab.vips) assert.match(table.stdout, new RegExp(`${vip.replace(/\./g, '\\.')}\\s+${h.get(vip)} \\d+s\\s`), table.stdout);
+  // A SIGHUP never moves a VIP.
+  const mark = lab.appliances.map((a) => a.out.length);
+  for (const a of lab.appliances) a.child!.kill('SIGHUP');
+  await lab.waitFor('every reload', () => lab.appliances.every((a, i) => /reload ok/.test(a.out.slice(mark[i]))));
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(await lab.holders(), h);
+  lab.appliances.forEach((a, i) => assert.doesNotMatch(a.out.slice(mark[i]), /VIP Lease given up|VIP released/, `${a.name} gave nothing up`));
 });
 
 test('kill -9 of the owner: new connections succeed through the new owner within 2 s, and the client neighbour entry shows its MAC', { skip, timeout: 90_000 }, async (t) => {

@@ -153,7 +153,7 @@ test('edgeport run serves TCP (rr) and UDP, and reports them in status and metri
 
   const json = cli(['status', '--admin', ep.admin, '--json']);
   assert.equal(json.code, 0, json.stderr);
-  const doc = JSON.parse(json.stdout) as { services: { name: string; vip: string; ports: { port: number; protocol: string; scheduler: string; backends: { address: string; port: number; weight: number; up: boolean; active: number; total: number }[] }[] }[] };
+  const doc = JSON.parse(json.stdout) as { node: string; services: { name: string; vip: string; ports: { port: number; protocol: string; scheduler: string; backends: { address: string; port: number; weight: number; up: boolean; active: number; total: number }[] }[] }[] };
   const web = doc.services.find((s) => s.name === 'web')!;
   assert.equal(web.vip, '127.0.0.10');
   assert.equal(web.ports[0]!.port, tcpPort);
@@ -168,7 +168,7 @@ test('edgeport run serves TCP (rr) and UDP, and reports them in status and metri
   );
   const table = cli(['status', '--admin', ep.admin]);
   assert.equal(table.code, 0);
-  assert.match(table.stdout, new RegExp(`web\\s+127\\.0\\.0\\.10\\s+${tcpPort}/TCP\\s+rr\\s+127\\.0\\.0\\.1:\\d+\\s+up`));
+  assert.match(table.stdout, new RegExp(`web\\s+127\\.0\\.0\\.10\\s+${doc.node}\\s+${tcpPort}/TCP\\s+rr\\s+127\\.0\\.0\\.1:\\d+\\s+up`), 'the OWNER column names this appliance');
 
   const metrics = await (await fetch(`${ep.admin}/metrics`)).text();
   const tcpTotal = ['a', 'b'].length * 2;
