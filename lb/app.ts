@@ -18,7 +18,8 @@ import { VipManager } from './reconcile/vips.ts';
 import { createKubeApi, makeKubeConfig } from './k8s/client.ts';
 import { KubeLeases } from './ha/coordination.ts';
 import { HaManager } from './ha/manager.ts';
-import { KubeController, type K8sVirtualService } from './k8s/controller.ts';
+import { KubeController, type K8sVirtualService, type PortError } from './k8s/controller.ts';
+import { PORT_ERROR_BIND_FAILED } from './k8s/convert.ts';
 import { listenerKey } from './core/types.ts';
 import { createDataplane, resolveWorkers, type DataplaneHandle } from './dataplane/workers.ts';
 import type { ListenerSpec } from './dataplane/types.ts';
@@ -132,6 +133,7 @@ export class App {
       cfg: this.cfg,
       allocator: this.allocator,
       log: this.log.child({ component: 'kubernetes' }),
+      ...(this.ha ? { isLeader: () => this.ha!.isLeader() } : {}),
       onChange: (svcs) => {
         const run = async () => {
           if (this.stopping) return;
@@ -166,6 +168,7 @@ export class App {
       log,
       onOwned: () => this.vips.refresh(),
       healthy: (vip) => this.vipHealthy(vip),
+      onLeader: () => this.kube?.leaderChanged(),
     });
     this.ha = ha;
     this.vips.setGate((vip) => ha.ownedVips().has(vip));
@@ -233,6 +236,14 @@ export class App {
     this.ha?.setVips([...new Set(listeners.map((l) => l.vip))]);
     const owned = new Set(this.vips.ownedVips());
     for (const v of bound) if (!owned.has(v)) this.metrics.vipOwned.set({ vip: v }, 0);
+    // Kubernetes Services learn which of their ports could not be bound (status ports[].error).
+    const portErrors = new Map<string, PortError[]>();
+    for (const f of result.failed) {
+      const ls = listeners.find((l) => l.key === f.key);
+      if (!ls || !ls.service.startsWith('k8s/')) continue;
+      portErrors.set(ls.service, [...(portErrors.get(ls.service) ?? []), { port: ls.spec.port, protocol: ls.spec.protocol, error: PORT_ERROR_BIND_FAILED }]);
+    }
+    this.kube?.setPortErrors(portErrors);
     for (const key of this.panicking) if (!listeners.some((l) => l.key === key)) this.panicking.delete(key);
     this.states.clear();
     const failed = new Map(result.failed.map((f) => [f.key, f]));
@@ -280,7 +291,7 @@ export class App {
       if (JSON.stringify(next.announce) !== JSON.stringify(this.cfg.announce)) this.log.warn('announce changed: takes effect at restart');
       this.allocator.setPools(next.pools);
       await this.allocateStatic(next);
-      void this.kube?.reconcileNow();
+      this.kube?.updateConfig(next);
       if (JSON.stringify(next.dataplane) !== JSON.stringify(this.cfg.dataplane)) this.log.warn('dataplane.workers changed: takes effect at restart');
       await this.applyConfig(next);
       this.cfg = next;

@@ -34,6 +34,7 @@ export const TEST_FILES = [
   'test/integration/fake-apiserver.test.ts',
   'test/integration/k8s-controller.test.ts',
   'test/integration/ha.test.ts',
+  'test/integration/rbac.test.ts',
   'test/e2e/cli.test.ts',
   'test/e2e/run.test.ts',
   'test/e2e/page.test.ts',
@@ -41,6 +42,7 @@ export const TEST_FILES = [
   'test/e2e/l2.test.ts',
   'test/e2e/operate.test.ts',
   'test/e2e/k8s.test.ts',
+  'test/e2e/k8s-netns.test.ts',
   'test/e2e/ha.test.ts',
 ];
 

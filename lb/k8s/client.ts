@@ -9,7 +9,7 @@
 //   controller restarts it; informer.stop() also fires an AbortError, which callers ignore.
 
 import * as k8s from '@kubernetes/client-node';
-import type { KEndpointSlice, KNode, KService } from './convert.ts';
+import type { KEndpointSlice, KNode, KService, LoadBalancerIngress } from './convert.ts';
 
 /** A list+watch cache of one kind of object. */
 export interface ObjectWatch<T> {
@@ -26,14 +26,18 @@ export interface ObjectWatch<T> {
 
 export type EventType = 'Normal' | 'Warning';
 
+/** The patch methods resolve to the Service's resourceVersion after the write. */
 export interface KubeApi {
   services: ObjectWatch<KService>;
   nodes: ObjectWatch<KNode>;
   endpointSlices: ObjectWatch<KEndpointSlice>;
-  /** Merge patch on the status subresource: status.loadBalancer.ingress = [{ip, ipMode: Proxy}...]. */
-  patchServiceStatus(namespace: string, name: string, ingressIPs: readonly string[]): Promise<void>;
+  /**
+   * Merge patch on the status subresource: status.loadBalancer.ingress = ingress. A merge
+   * patch replaces a list whole, so ports left out of an entry are gone afterwards.
+   */
+  patchServiceStatus(namespace: string, name: string, ingress: readonly LoadBalancerIngress[]): Promise<string | undefined>;
   /** Merge patch of metadata.finalizers; with resourceVersion, a stale view gets 409. */
-  patchFinalizers(namespace: string, name: string, finalizers: readonly string[], resourceVersion?: string): Promise<void>;
+  patchFinalizers(namespace: string, name: string, finalizers: readonly string[], resourceVersion?: string): Promise<string | undefined>;
   createEvent(namespace: string, svc: KService, type: EventType, reason: string, message: string): Promise<void>;
 }
 
@@ -87,14 +91,14 @@ export function createKubeApi(opts: ClientOptions & { kc?: k8s.KubeConfig }): Ku
     services: wrap(k8s.makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces())),
     nodes: wrap(k8s.makeInformer(kc, '/api/v1/nodes', () => core.listNode())),
     endpointSlices: wrap(k8s.makeInformer(kc, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces())),
-    async patchServiceStatus(namespace, name, ips) {
-      const body = { status: { loadBalancer: { ingress: ips.map((ip) => ({ ip, ipMode: 'Proxy' })) } } };
-      await core.patchNamespacedServiceStatus({ namespace, name, body }, merge);
+    async patchServiceStatus(namespace, name, ingress) {
+      const body = { status: { loadBalancer: { ingress } } };
+      return (await core.patchNamespacedServiceStatus({ namespace, name, body }, merge)).metadata?.resourceVersion;
     },
     async patchFinalizers(namespace, name, finalizers, resourceVersion) {
       const metadata: Record<string, unknown> = { finalizers: [...finalizers] };
       if (resourceVersion) metadata.resourceVersion = resourceVersion;
-      await core.patchNamespacedService({ namespace, name, body: { metadata } }, merge);
+      return (await core.patchNamespacedService({ namespace, name, body: { metadata } }, merge)).metadata?.resourceVersion;
     },
     async createEvent(namespace, svc, type, reason, message) {
       const m = svc.metadata;

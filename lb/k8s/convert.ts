@@ -2,6 +2,7 @@
 // types), ports and backends out. SPEC "Kubernetes conventions".
 
 import type { Defaults, HealthCheckSpec, KubernetesSpec, PortSpec, Protocol, ProxyProtocol, SchedulerName } from '../core/types.ts';
+import { canonicalIp } from '../ipam/address.ts';
 
 export const ANN_IPS = 'edgeport.io/loadBalancerIPs';
 export const ANN_POOL = 'edgeport.io/address-pool';
@@ -13,6 +14,19 @@ export const LABEL_EXCLUDE = 'node.kubernetes.io/exclude-from-external-load-bala
 export const TAINT_TO_BE_DELETED = 'ToBeDeletedByClusterAutoscaler';
 export const DEFAULT_AFFINITY_SECONDS = 10800;
 
+// status.loadBalancer.ingress[].ports[].error values. Upstream's PortStatus.error is a
+// CamelCase reason, prefixed with a domain for anything not built into Kubernetes (none is
+// built in yet): "foo.example.com/CamelCase", at most 316 characters.
+/** The appliance could not bind VIP:port (reported by the data plane through the app). */
+export const PORT_ERROR_BIND_FAILED = 'edgeport.io/BindFailed';
+/** Another Service sharing the address (edgeport.io/allow-shared-ip) already serves port/protocol. */
+export const PORT_ERROR_PORT_CLASH = 'edgeport.io/PortClash';
+/** SCTP: Edgeport serves TCP and UDP only. */
+export const PORT_ERROR_UNSUPPORTED_PROTOCOL = 'edgeport.io/UnsupportedProtocol';
+/** The port has no nodePort (allocateLoadBalancerNodePorts: false): nothing to send traffic to. */
+export const PORT_ERROR_NO_NODE_PORT = 'edgeport.io/NoNodePort';
+const PORT_ERROR_RE = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/;
+
 export interface KMeta {
   name: string;
   namespace?: string;
@@ -21,6 +35,9 @@ export interface KMeta {
   annotations?: Record<string, string>;
   deletionTimestamp?: string;
   finalizers?: string[];
+  resourceVersion?: string;
+  /** A string from a watch, a Date from a list (client-node deserializes lists). */
+  creationTimestamp?: string | Date;
 }
 
 export interface KServicePort {
@@ -42,7 +59,21 @@ export interface KService {
     sessionAffinity?: string;
     sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
   };
-  status?: { loadBalancer?: { ingress?: { ip?: string }[] } };
+  status?: { loadBalancer?: { ingress?: { ip?: string; ipMode?: string; hostname?: string; ports?: PortStatus[] }[] } };
+}
+
+/** core/v1 PortStatus: one port of a Service in an ingress entry. */
+export interface PortStatus {
+  port: number;
+  protocol: string;
+  error?: string;
+}
+
+/** core/v1 LoadBalancerIngress as Edgeport writes it. */
+export interface LoadBalancerIngress {
+  ip: string;
+  ipMode: 'Proxy';
+  ports?: PortStatus[];
 }
 
 export interface KNode {
@@ -96,12 +127,15 @@ export function localEndpoints(slices: readonly KEndpointSlice[]): Map<string, n
   return m;
 }
 
-/** Addresses the Service asks for: spec.loadBalancerIP, or the annotation (comma-separated). */
+/**
+ * Addresses the Service asks for: spec.loadBalancerIP, or the annotation (comma-separated).
+ * Canonical text where they parse (so "2001:DB8::5" matches the "2001:db8::5" in status);
+ * as written where they do not (the allocator says why).
+ */
 export function requestedIPs(svc: KService): string[] {
   const ann = svc.metadata.annotations?.[ANN_IPS];
-  if (ann) return ann.split(',').map((s) => s.trim()).filter(Boolean);
-  const ip = svc.spec?.loadBalancerIP;
-  return ip ? [ip] : [];
+  const raw = ann ? ann.split(',').map((s) => s.trim()).filter(Boolean) : svc.spec?.loadBalancerIP ? [svc.spec.loadBalancerIP.trim()] : [];
+  return raw.map((ip) => canonicalIp(ip) ?? ip);
 }
 
 export interface ServiceSettings {
@@ -129,8 +163,12 @@ export function serviceSettings(svc: KService, defaults: Pick<Defaults, 'schedul
   }
   const s = ann[ANN_SCHEDULER];
   if (s !== undefined) {
-    if (SCHEDULERS.has(s)) scheduler = s as SchedulerName;
-    else problems.push(`Ignoring annotation ${ANN_SCHEDULER}: use rr, wrr, lc or sh, not "${s}"`);
+    if (!SCHEDULERS.has(s)) problems.push(`Ignoring annotation ${ANN_SCHEDULER}: use rr, wrr, lc or sh, not "${s}"`);
+    else {
+      // The explicit annotation wins; say what that costs.
+      if (affinityMs !== undefined && s !== 'sh') problems.push(`Annotation ${ANN_SCHEDULER} "${s}" overrides sessionAffinity ClientIP: a client's connections may reach different nodes`);
+      scheduler = s as SchedulerName;
+    }
   }
   let proxyProtocol = defaults.proxyProtocol;
   const p = ann[ANN_PROXY];
@@ -188,4 +226,66 @@ export function servicePorts(opts: {
     });
   }
   return { ports, problems };
+}
+
+/** The port/protocol pairs Edgeport can serve for a Service (what the allocator must hold). */
+export function servablePorts(svc: KService): { port: number; protocol: Protocol }[] {
+  const out: { port: number; protocol: Protocol }[] = [];
+  for (const p of svc.spec?.ports ?? []) {
+    const protocol = (p.protocol ?? 'TCP').toUpperCase();
+    if (protocol === 'TCP' || protocol === 'UDP') out.push({ port: p.port, protocol });
+  }
+  return out;
+}
+
+/** "80/TCP": the identity of a port in the allocator, in port errors and in the data plane. */
+export function portId(port: number, protocol: string): string {
+  return `${port}/${protocol.toUpperCase()}`;
+}
+
+/** Can `s` stand in PortStatus.error (a CamelCase reason, optionally "domain/")? */
+export function isPortErrorReason(s: string): boolean {
+  return s.length <= 316 && PORT_ERROR_RE.test(s);
+}
+
+/**
+ * The ports of an ingress entry. undefined while every port is served; otherwise every port
+ * of the Service, each failing one with its reason: upstream's rule is that when ports are
+ * listed at all, every port of the Service has an entry. A port's own problem (protocol, no
+ * nodePort) comes first, then a clash on a shared address, then what the data plane reported.
+ */
+export function portStatuses(svc: KService, clashing: ReadonlySet<string>, reported: ReadonlyMap<string, string>): PortStatus[] | undefined {
+  const out: PortStatus[] = [];
+  let failing = false;
+  for (const p of svc.spec?.ports ?? []) {
+    const protocol = (p.protocol ?? 'TCP').toUpperCase();
+    const id = portId(p.port, protocol);
+    const error =
+      protocol !== 'TCP' && protocol !== 'UDP'
+        ? PORT_ERROR_UNSUPPORTED_PROTOCOL
+        : !p.nodePort
+          ? PORT_ERROR_NO_NODE_PORT
+          : clashing.has(id)
+            ? PORT_ERROR_PORT_CLASH
+            : reported.get(id);
+    if (error !== undefined) failing = true;
+    out.push({ port: p.port, protocol, ...(error !== undefined ? { error } : {}) });
+  }
+  return failing ? out : undefined;
+}
+
+/** The ingress entry for a Service's address. */
+export function ingressFor(ip: string, ports: PortStatus[] | undefined): LoadBalancerIngress {
+  return ports ? { ip, ipMode: 'Proxy', ports } : { ip, ipMode: 'Proxy' };
+}
+
+/**
+ * Does the Service's status already say `want`? Compared field by field: the informer hands
+ * over typed objects from a list (with undefined fields present) and plain JSON from a watch.
+ */
+export function ingressMatches(svc: KService, want: readonly LoadBalancerIngress[]): boolean {
+  const norm = (i: { ip?: string; ipMode?: string; hostname?: string; ports?: PortStatus[] }) =>
+    JSON.stringify([i.ip, i.ipMode, i.hostname, (i.ports ?? []).map((p) => [p.port, p.protocol, p.error])]);
+  const cur = svc.status?.loadBalancer?.ingress ?? [];
+  return cur.length === want.length && cur.every((c, i) => norm(c) === norm(want[i]!));
 }
