@@ -50,6 +50,11 @@ export interface PortSpec {
   retries: number;
   limits: Limits;
   backends: BackendSpec[];
+  /**
+   * Client affinity (ms): a client IP keeps the backend it last reached until idle this long
+   * (Kubernetes sessionAffinity: ClientIP). Unset: none beyond what the scheduler gives.
+   */
+  affinityTimeout?: number;
 }
 
 export interface ServiceSpec {

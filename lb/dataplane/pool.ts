@@ -17,18 +17,21 @@ export class BackendPool {
   backends: BackendState[] = [];
   scheduler: Scheduler;
   schedulerName: SchedulerName;
-  /** The scheduler keys on the client's address (sh): only then is it looked up per connection. */
+  /** The scheduler keys on the client's address (sh, affinity): only then is it looked up per connection. */
   keyed: boolean;
+  /** Client affinity timeout (ms), when the port has one (sessionAffinity: ClientIP). */
+  affinityMs: number | undefined;
 
-  constructor(scheduler: SchedulerName, specs: readonly BackendSpec[]) {
+  constructor(scheduler: SchedulerName, specs: readonly BackendSpec[], affinityMs?: number) {
     this.schedulerName = scheduler;
-    this.keyed = scheduler === 'sh';
+    this.affinityMs = affinityMs;
+    this.keyed = scheduler === 'sh' || affinityMs !== undefined;
     this.backends = specs.map(newBackend);
-    this.scheduler = createScheduler(scheduler, this.backends);
+    this.scheduler = createScheduler(scheduler, this.backends, { affinityMs });
   }
 
   /** Apply a new configuration; returns the backends that started draining. */
-  update(scheduler: SchedulerName, specs: readonly BackendSpec[]): BackendState[] {
+  update(scheduler: SchedulerName, specs: readonly BackendSpec[], affinityMs?: number): BackendState[] {
     const old = new Map(this.backends.map((b) => [b.id, b]));
     const next: BackendState[] = [];
     for (const s of specs) {
@@ -52,10 +55,11 @@ export class BackendPool {
       }
     }
     this.backends = next;
-    if (scheduler !== this.schedulerName) {
+    if (scheduler !== this.schedulerName || affinityMs !== this.affinityMs) {
       this.schedulerName = scheduler;
-      this.keyed = scheduler === 'sh';
-      this.scheduler = createScheduler(scheduler, next);
+      this.affinityMs = affinityMs;
+      this.keyed = scheduler === 'sh' || affinityMs !== undefined;
+      this.scheduler = createScheduler(scheduler, next, { affinityMs });
     } else {
       this.scheduler.update(next);
     }

@@ -127,7 +127,7 @@ export class TcpListener {
     this.spec = ls.spec;
     this.log = log;
     this.now = now;
-    this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends);
+    this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (c) => this.onConnection(c as Side));
   }
 
@@ -146,7 +146,7 @@ export class TcpListener {
   update(ls: ListenerSpec): BackendState[] {
     this.service = ls.service;
     this.spec = ls.spec;
-    return this.pool.update(ls.spec.scheduler, ls.spec.backends);
+    return this.pool.update(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
   }
 
   /** Health changed: new connections follow it; established ones are left to finish. */

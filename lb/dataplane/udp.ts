@@ -104,7 +104,7 @@ export class UdpListener {
     this.spec = ls.spec;
     this.log = log;
     this.now = now;
-    this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends);
+    this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
     // Replies go to the client's address, always an IP literal: the default lookup would defer
     // each one to the next tick (dgram keeps bind() asynchronous that way, so bind keeps it).
     const lookup = (address: string, family: number, cb: (err: Error | null, address: string, family: number) => void): void => {
@@ -139,7 +139,7 @@ export class UdpListener {
   update(ls: ListenerSpec): BackendState[] {
     this.service = ls.service;
     this.spec = ls.spec;
-    return this.pool.update(ls.spec.scheduler, ls.spec.backends);
+    return this.pool.update(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
   }
 
   /**

@@ -166,7 +166,7 @@ export function serviceSettings(svc: KService, defaults: Pick<Defaults, 'schedul
     if (!SCHEDULERS.has(s)) problems.push(`Ignoring annotation ${ANN_SCHEDULER}: use rr, wrr, lc or sh, not "${s}"`);
     else {
       // The explicit annotation wins; say what that costs.
-      if (affinityMs !== undefined && s !== 'sh') problems.push(`Annotation ${ANN_SCHEDULER} "${s}" overrides sessionAffinity ClientIP: a client's connections may reach different nodes`);
+      if (affinityMs !== undefined && s !== 'sh') problems.push(`Annotation ${ANN_SCHEDULER} "${s}" overrides sessionAffinity ClientIP for first picks only: a client then keeps its node until idle for the affinity timeout`);
       scheduler = s as SchedulerName;
     }
   }
@@ -217,6 +217,7 @@ export function servicePorts(opts: {
       protocol: protocol as Protocol,
       scheduler: settings.scheduler,
       proxyProtocol: settings.proxyProtocol,
+      ...(settings.affinityMs !== undefined ? { affinityTimeout: settings.affinityMs } : {}),
       healthCheck: hc,
       backends: nodes.map((n) => ({
         address: n.address,

@@ -408,6 +408,17 @@ describe('TcpListener schedulers', () => {
     assert.deepEqual(got, ['a', 'b', 'c', 'a', 'b', 'c']);
   });
 
+  test('affinityTimeout (sessionAffinity ClientIP) keeps each client address on one backend, even over rr, and across a backend joining', async (t) => {
+    const us = await upstreams(t, 'name', 'a', 'b', 'c');
+    const { dp, port } = await lb(t, { affinityTimeout: 60_000, backends: us.slice(0, 2).map((u) => u.port) });
+    const clients = ['127.0.0.21', '127.0.0.22', '127.0.0.23', '127.0.0.24'];
+    const first = new Map<string, string>();
+    for (const c of clients) first.set(c, await whoAnswers(port, { localAddress: c }));
+    assert.ok(new Set(first.values()).size === 2, 'rr spread the first picks');
+    await dp.apply({ listeners: [listener(portSpec(port, { affinityTimeout: 60_000, backends: us.map((u) => u.port) }))] });
+    for (let i = 0; i < 3; i++) for (const c of clients) assert.equal(await whoAnswers(port, { localAddress: c }), first.get(c), `${c} keeps its backend`);
+  });
+
   test('wrr sends 3:1 to weights 3 and 1', async (t) => {
     const us = await upstreams(t, 'name', 'a', 'b');
     const { port } = await lb(t, { scheduler: 'wrr', backends: [{ port: us[0]!.port, weight: 3 }, { port: us[1]!.port, weight: 1 }] });

@@ -29,6 +29,7 @@ export function portSpec(port: number, init: PortSpecInit): PortSpec {
     proxyProtocol: init.proxyProtocol ?? 'none',
     retries: init.retries ?? 3,
     limits: { maxConnections: 0, maxUdpSessions: 65536, ...init.limits },
+    ...(init.affinityTimeout !== undefined ? { affinityTimeout: init.affinityTimeout } : {}),
     backends: init.backends.map((b) =>
       typeof b === 'number'
         ? { address: '127.0.0.1', port: b, weight: 1 }

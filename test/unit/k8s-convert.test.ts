@@ -232,7 +232,7 @@ test('servicePorts carries serviceSettings to every port: ClientIP affinity as s
     const settings = serviceSettings(s, defaults);
     const r = servicePorts({ svc: s, nodes, local: new Map(), base, k8s: { nodeHealthCheck }, settings });
     assert.equal(r.ports.length, 2);
-    for (const p of r.ports) assert.deepEqual([p.scheduler, p.proxyProtocol, settings.affinityMs], row.want, JSON.stringify(row));
+    for (const p of r.ports) assert.deepEqual([p.scheduler, p.proxyProtocol, p.affinityTimeout], row.want, JSON.stringify(row));
   }
 });
 

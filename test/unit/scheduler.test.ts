@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { SchedulerName } from '../../lb/core/types.ts';
 import {
+  AffinityScheduler,
   buildMaglevTable,
   createScheduler,
   inPanic,
@@ -471,3 +472,70 @@ describe('sh', () => {
 
 // Filled from the first run; see the test's name before changing.
 const PINNED = ['13', '13', '13', '11', '11', '12', '13', '11'];
+
+// --- sessionAffinity: ClientIP --------------------------------------------------------------
+
+describe('AffinityScheduler (sessionAffinity ClientIP with its timeout)', () => {
+  const setup = (timeoutMs = 10_000, maxEntries?: number) => {
+    let now = 0;
+    const backends = nodes(3);
+    const s = new AffinityScheduler(new SourceHashScheduler(backends), backends, { timeoutMs, ...(maxEntries ? { maxEntries } : {}), now: () => now });
+    return { s, backends, advance: (ms: number) => (now += ms) };
+  };
+
+  test('first pick is the sh pick; a client keeps its backend while active, even when a node joins', () => {
+    const { s, backends, advance } = setup();
+    const sh = new SourceHashScheduler(backends);
+    const clients = Array.from({ length: 300 }, (_, i) => ip(0x0a000000 + i));
+    const first = new Map(clients.map((c) => [c, s.pick(c)!]));
+    for (const c of clients) assert.equal(first.get(c), sh.pick(c), 'same first pick as plain sh (deterministic across appliances)');
+    const grown = [...backends, be('10.1.0.99')];
+    s.update(grown);
+    sh.update(grown);
+    advance(9_000);
+    const wouldMove = clients.filter((c) => sh.pick(c) !== first.get(c));
+    assert.ok(wouldMove.length > 30, `plain sh moves ${wouldMove.length} clients to the new node`);
+    for (const c of clients) assert.equal(s.pick(c), first.get(c), `${c} stays within its timeout`);
+  });
+
+  test('an idle client past the timeout is picked again; activity refreshes the timeout', () => {
+    const { s, backends, advance } = setup(10_000);
+    const c = '10.0.0.7';
+    const b0 = s.pick(c)!;
+    const grown = [...backends, ...nodes(20).slice(3).map((b) => be(b.address, 30081))];
+    s.update(grown);
+    const sh = new SourceHashScheduler(grown);
+    for (let i = 0; i < 5; i++) {
+      advance(9_000);
+      assert.equal(s.pick(c), b0, 'refreshed by each connection');
+    }
+    advance(10_000);
+    assert.equal(s.pick(c), sh.pick(c), 'idle for the timeout: the current sh pick');
+  });
+
+  test('a backend down, draining or already tried is not kept', () => {
+    const { s, backends: all } = setup();
+    const c = '10.0.0.8';
+    const b0 = s.pick(c)!;
+    b0.up = false;
+    s.update(all);
+    const b1 = s.pick(c)!;
+    assert.notEqual(b1, b0);
+    assert.equal(s.pick(c), b1, 'the new backend is kept now');
+    assert.notEqual(s.pick(c, new Set([b1])), b1, 'never a tried one');
+  });
+
+  test('memory is bounded: past maxEntries the least recently seen go first', () => {
+    const { s, advance } = setup(60_000, 100);
+    for (let i = 0; i < 1000; i++) {
+      s.pick(ip(0x0b000000 + i));
+      advance(1);
+    }
+    assert.ok(s.size <= 100, `${s.size} entries`);
+  });
+
+  test('createScheduler wraps with affinityMs only when given', () => {
+    assert.ok(createScheduler('sh', nodes(2), { affinityMs: 1000 }) instanceof AffinityScheduler);
+    assert.ok(!(createScheduler('sh', nodes(2)) instanceof AffinityScheduler));
+  });
+});
