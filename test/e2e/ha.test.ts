@@ -174,3 +174,28 @@ test('the owner alone cut off from the API server: a peer takes the VIP after th
   assert.equal((await lab.holders()).get(vip), newOwner.name);
   assert.deepEqual(await lab.arpers(vip), [newOwner.mac], 'only the new owner answers now');
 });
+
+test('Kubernetes with HA: only the leader allocates and writes status (one IPAllocated Event, from it); every appliance binds the VIP and one answers ARP', { skip, timeout: 60_000 }, async () => {
+  await spread();
+  await lab.api.call('put', { obj: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { conditions: [{ type: 'Ready', status: 'True' }], addresses: [{ type: 'InternalIP', address: `${lab.subnet}.3` }] } } });
+  await lab.api.call('put', { obj: { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'default' }, spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }] } } });
+  type Svc = { status?: { loadBalancer?: { ingress?: { ip: string }[] } } };
+  const vip = await lab.waitFor('the status IP', async () => (await lab.api.call<Svc | null>('get', { resource: 'services', name: 'web', namespace: 'default' }))?.status?.loadBalancer?.ingress?.[0]?.ip);
+  assert.equal(vip, `${lab.subnet}.100`);
+  const leases = await lab.api.call<{ metadata: { name: string }; spec: { holderIdentity: string } }[]>('list', { resource: 'leases', namespace: 'edgeport-system' });
+  const leader = leases.find((l) => l.metadata.name === 'edgeport-leader')!.spec.holderIdentity;
+  assert.ok(names().includes(leader), `leader ${leader}`);
+  await new Promise((r) => setTimeout(r, 1000));
+  const events = (await lab.api.call<{ reason: string; reportingInstance: string; involvedObject: { name: string } }[]>('list', { resource: 'events', namespace: 'default' })).filter((e) => e.involvedObject.name === 'web');
+  assert.deepEqual(events.map((e) => [e.reason, e.reportingInstance]), [['IPAllocated', leader]], 'one allocation, by the leader');
+  for (const a of lab.appliances) {
+    await lab.waitFor(`${a.name} serves the Service's VIP`, async () => {
+      const st = (await lab.admin<{ services: { name: string; vip: string }[] }>(a, '/status')).body as { services: { name: string; vip: string }[] };
+      return st.services.some((x) => x.name === 'k8s/default/web' && x.vip === vip);
+    });
+  }
+  const owner = await lab.waitFor('a VIP Lease holder', async () => (await lab.holders()).get(vip) || undefined);
+  assert.deepEqual(await lab.arpers(vip), [lab.appliances.find((a) => a.name === owner)!.mac]);
+  const r = await lab.client.call<string>('connect', { host: vip, port: 80 });
+  assert.equal(r.trim(), lab.appliances.find((a) => a.name === owner)!.addr, 'served through the owner to the node');
+});

@@ -1,7 +1,7 @@
 // A layer-2 HA lab in network namespaces, for test/e2e/ha.test.ts and the failover benchmark
 // (scripts/bench/failover.ts): one bridge namespace joins
 //   api     .2   the fake API server (fake-apiserver-main.ts), the Lease store
-//   node    .3   a backend on :7000 that answers with the address it was reached from
+//   node    .3   a backend on :30080 (a NodePort) that answers with the address it was reached from
 //   client  .4   the client (connect loops, arping, its neighbour table)
 //   edge-N  .11+ the real edgeport binary with announce.mode arp and ha.enabled
 // Every address lives in a namespace the lab created; cleanup() removes them all.
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 const API_MAIN = fileURLToPath(new URL('./fake-apiserver-main.ts', import.meta.url));
 const IFACE = 'lan0';
 export const API_PORT = 6443;
-export const BACKEND_PORT = 7000;
+export const BACKEND_PORT = 30080;
 
 /** Wall clock with sub-millisecond precision, comparable across processes on one host. */
 export const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -128,9 +128,10 @@ announce: { mode: arp, interface: ${IFACE} }
 admin: { listen: 127.0.0.1:9470 }
 state: { dir: ${dir}/state }
 dataplane: { workers: 1 }
-kubernetes: { enabled: true, kubeconfig: ${kubeconfig} }
+kubernetes: { enabled: true, kubeconfig: ${kubeconfig}, nodeHealthCheck: { type: tcp, port: ${BACKEND_PORT} } }
 ha: { enabled: true, leaseNamespace: edgeport-system, leaseDuration: ${ha.leaseDuration}, renewInterval: ${ha.renewInterval}, holdDown: ${ha.holdDown} }
 defaults: { healthCheck: { interval: 500ms, timeout: 300ms, rise: 1, fall: 2 } }
+pools: [ { name: lab, addresses: [ ${s}.100-${s}.110 ] } ]
 services:
 ${this.vips.map((v, j) => `  - name: web${j}
     address: ${v}
@@ -174,9 +175,9 @@ ${this.vips.map((v, j) => `  - name: web${j}
   async holders(): Promise<Map<string, string>> {
     const list = await this.api.call<{ metadata: { name: string }; spec?: { holderIdentity?: string } }[]>('list', { resource: 'leases', namespace: 'edgeport-system' });
     const m = new Map<string, string>();
-    for (const v of this.vips) {
-      const l = list.find((x) => x.metadata.name === `edgeport-vip-${v.replace(/\./g, '-')}`);
-      if (l) m.set(v, l.spec?.holderIdentity ?? '');
+    for (const l of list) {
+      const v = /^edgeport-vip-(\d+)-(\d+)-(\d+)-(\d+)$/.exec(l.metadata.name);
+      if (v) m.set(v.slice(1).join('.'), l.spec?.holderIdentity ?? '');
     }
     return m;
   }
