@@ -52,6 +52,7 @@ import { test, type TestContext } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { FakeApiServer, formatMicroTime, type Obj } from '../support/fake-apiserver.ts';
 import { writeKubeconfig } from '../support/kubeconfig.ts';
+import { waitFor } from '../support/wait.ts';
 
 const KUBECTL = '/usr/bin/kubectl';
 const noKubectl = existsSync(KUBECTL) ? false : `${KUBECTL} is not installed`;
@@ -116,15 +117,6 @@ async function setup(t: TestContext): Promise<Env> {
   return { api, url, dir, kubeconfig, kubectl, spawnKubectl, call };
 }
 
-async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function within<T>(what: string, p: Promise<T>, ms = 5000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -13,19 +13,11 @@ import { HaManager } from '../../lb/ha/manager.ts';
 import { makeKubeConfig } from '../../lb/k8s/client.ts';
 import { FakeApiServer } from '../support/fake-apiserver.ts';
 import { writeKubeconfig } from '../support/kubeconfig.ts';
+import { waitFor } from '../support/wait.ts';
 
 const NS = 'edgeport-system';
 const VIPS = ['10.9.0.1', '10.9.0.2', '10.9.0.3', '10.9.0.4', '10.9.0.5', '10.9.0.6', '10.9.0.7', '10.9.0.8', '10.9.0.9'];
 
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** A Coordination that can be cut off from the API server, as a route removed would. */
 class Severable implements Coordination {

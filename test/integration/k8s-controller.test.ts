@@ -16,6 +16,7 @@ import { KubeController, type K8sVirtualService } from '../../lb/k8s/controller.
 import { FINALIZER } from '../../lb/k8s/convert.ts';
 import { FakeApiServer, type Obj } from '../support/fake-apiserver.ts';
 import { writeKubeconfig } from '../support/kubeconfig.ts';
+import { waitFor } from '../support/wait.ts';
 
 const POOLS: PoolSpec[] = [
   { name: 'default', addresses: ['10.200.0.10-10.200.0.20'], autoAssign: true, avoidBuggyIPs: false },
@@ -31,15 +32,6 @@ const KUBE: KubernetesSpec = {
   nodeAddressType: 'InternalIP',
 };
 
-async function waitFor<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface SetupOptions {
   pools?: PoolSpec[];
