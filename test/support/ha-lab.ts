@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Agent, ip, nsExec, uniqueName } from './netns.ts';
 import { BIN, tempDir, writeConfig } from './proc.ts';
 import { kubeconfigYaml } from './kubeconfig.ts';
+import { preferredOf } from '../../lb/ha/lease.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -18,6 +19,11 @@ const API_MAIN = fileURLToPath(new URL('./fake-apiserver-main.ts', import.meta.u
 const IFACE = 'lan0';
 export const API_PORT = 6443;
 export const BACKEND_PORT = 30080;
+
+/** edge-a, edge-b, ... */
+export function applianceName(i: number): string {
+  return `edge-${String.fromCharCode(97 + i)}`;
+}
 
 /** Wall clock with sub-millisecond precision, comparable across processes on one host. */
 export const wallNow = (): number => performance.timeOrigin + performance.now();
@@ -63,7 +69,16 @@ export class HaLab {
 
   private constructor(opts: HaLabOptions) {
     this.subnet = opts.subnet;
-    this.vips = Array.from({ length: opts.vips }, (_, i) => `${opts.subnet}.${50 + i}`);
+    // VIPs whose preferred owners (rendezvous over the appliance names) take turns, so the
+    // spread is visible whatever the subnet.
+    const names = Array.from({ length: opts.appliances }, (_, i) => applianceName(i));
+    const hosts = Array.from({ length: 50 }, (_, i) => `${opts.subnet}.${50 + i}`);
+    this.vips = [];
+    for (let i = 0; i < opts.vips; i++) {
+      const want = names[i % names.length];
+      const at = hosts.findIndex((h) => preferredOf(h, names) === want);
+      this.vips.push(hosts.splice(at >= 0 ? at : 0, 1)[0]!);
+    }
     this.ns = { br: uniqueName('br'), api: uniqueName('api'), node: uniqueName('node'), client: uniqueName('cl') };
   }
 
@@ -115,7 +130,7 @@ export class HaLab {
     writeFileSync(kubeconfig, kubeconfigYaml(`http://${s}.2:${API_PORT}`));
     const ha = { leaseDuration: '1500ms', renewInterval: '300ms', holdDown: '2s', ...opts.ha };
     for (let i = 0; i < opts.appliances; i++) {
-      const name = `edge-${String.fromCharCode(97 + i)}`;
+      const name = applianceName(i);
       const ns = uniqueName('ed');
       const addr = `${s}.${11 + i}`;
       const mac = await this.addMember(ns, 11 + i, addr);
