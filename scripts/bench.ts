@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import {
@@ -14,17 +14,24 @@ import {
   type NginxInfo, type ProxyName,
 } from './bench/configs.ts';
 import {
-  killAllSync, start, stop, stopAll, tail, tcpConnects, treeCpuSeconds, waitHttpOk, waitTcp, type Proc,
+  killAllSync, start, stop, stopAll, tail, tcpConnects, treeCpuTimes, waitHttpOk, waitTcp, type Proc,
 } from './bench/procs.ts';
 import { allMetrics, renderTable, ratio, summarizeRuns, type Cell } from './bench/report.ts';
 import { LOAD_CPUS, TESTS, type BackendId, type Metrics, type RunContext, type TestDef } from './bench/tests.ts';
+import { failoverTable, measureFailover, type FailoverResult } from './bench/failover.ts';
+import { netnsSkipReason } from '../test/support/netns.ts';
 import { aptInstall, findTools, missingTools, packagesFor, versions, type Tool, type ToolPaths } from './bench/tools.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
 // EDGEPORT_BENCH_MAIN: another entry point to measure (another checkout's lb/cli/main.ts)
 const EDGEPORT_MAIN = resolve(process.env.EDGEPORT_BENCH_MAIN ?? join(REPO, 'lb', 'cli', 'main.ts'));
+// Edgeport runs as installed: through the edgeport shim beside main.ts (its Node and V8 flags)
+const EDGEPORT_SHIM = join(dirname(EDGEPORT_MAIN), 'edgeport');
+const NODE_PROXY = join(import.meta.dirname, 'bench', 'node-proxy.ts');
 const PROXY_CPUS: Record<number, string> = { 1: '1', 2: '0,1' };
-const PROXY_LABEL: Record<ProxyName, string> = { edgeport: 'Edgeport', haproxy: 'HAProxy', nginx: 'nginx' };
+const PROXY_LABEL: Record<ProxyName, string> = {
+  edgeport: 'Edgeport', haproxy: 'HAProxy', nginx: 'nginx', 'node-net': 'Node net', 'node-raw': 'Node raw',
+};
 
 const HELP = `Usage: npm run bench -- [options]   (or: node scripts/bench.ts [options])
 
@@ -38,11 +45,16 @@ Options:
   --runs N             runs per figure
   --duration S         seconds per run (default 5)
   --only LIST          tests, comma-separated: ${TESTS.map((t) => t.id).join(',')}
-  --proxies LIST       proxies, comma-separated: edgeport,haproxy,nginx (default: all)
+  --proxies LIST       proxies, comma-separated: edgeport,haproxy,nginx (the default), and the
+                       bare Node ceilings node-net (net.Server + net.connect, nothing else)
+                       and node-raw (libuv handles without net.Socket; TCP tests only)
   --workers LIST       rows, comma-separated worker counts: 1,2 (default: 1,2)
+  --failover N         HA failover rounds, kill -9 and SIGTERM each (default 10; 0: none):
+                       two appliances in network namespaces (needs root), median and worst
   --install            apt-get install the missing Debian packages, then run
   --help               this text
 
+Edgeport runs through its lb/cli/edgeport shim (the installed command, with its Node flags).
 Environment: EDGEPORT_BENCH_MAIN=path/to/lb/cli/main.ts measures another Edgeport checkout.
 
 Needs (Debian packages): haproxy nginx-light libnginx-mod-stream wrk iperf3 gcc libc6-dev
@@ -55,6 +67,8 @@ interface Options {
   proxies: ProxyName[];
   rows: number[];
   install: boolean;
+  /** HA failover rounds (crash and SIGTERM each); 0: none. */
+  failoverRuns: number;
 }
 
 function fail(msg: string, code = 1): never {
@@ -74,6 +88,7 @@ function parseOptions(): Options {
         proxies: { type: 'string', default: 'edgeport,haproxy,nginx' },
         workers: { type: 'string', default: '1,2' },
         install: { type: 'boolean', default: false },
+        failover: { type: 'string', default: '10' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -95,10 +110,13 @@ function parseOptions(): Options {
   if (unknown.length) fail(`Unknown test ${unknown.map((u) => `"${u}"`).join(', ')}; tests: ${TESTS.map((t) => t.id).join(', ')}`, 2);
   const proxies = list(a.proxies);
   const badProxy = proxies.filter((p) => !(p in PROXY_LABEL));
-  if (badProxy.length) fail(`Unknown proxy ${badProxy.map((u) => `"${u}"`).join(', ')}; proxies: edgeport, haproxy, nginx`, 2);
+  if (badProxy.length) fail(`Unknown proxy ${badProxy.map((u) => `"${u}"`).join(', ')}; proxies: ${Object.keys(PROXY_LABEL).join(', ')}`, 2);
   const rows = list(a.workers).map(Number);
   if (rows.some((w) => !(w in PROXY_CPUS))) fail(`--workers takes 1 and/or 2, got "${a.workers}"`, 2);
+  const failoverRuns = Number(a.failover);
+  if (!Number.isInteger(failoverRuns) || failoverRuns < 0 || failoverRuns > 50) fail(`--failover must be 0..50, got "${a.failover}"`, 2);
   return {
+    failoverRuns,
     runs,
     durationS,
     tests: TESTS.filter((t) => ids.includes(t.id)),
@@ -164,11 +182,11 @@ async function checkPorts(): Promise<void> {
   if (busy.length) fail(`Ports in use on ${HOST}: ${busy.join(', ')}. Is another bench running? Stop it and retry.`);
 }
 
-/** The Node that runs this script also runs Edgeport: it must be the repo's pinned Node 24. */
+/** The Node that runs this script runs the bare Node proxies (and Edgeport without its shim): the repo's pinned Node 24. */
 function checkNode(): void {
   const major = Number(process.versions.node.split('.')[0]);
   if (major !== 24) {
-    fail(`This bench runs Edgeport with the Node that runs it: need Node 24, this is ${process.version}.\n` +
+    fail(`This bench runs Node proxies with the Node that runs it: need Node 24, this is ${process.version}.\n` +
       `Run: export PATH=${join(REPO, 'node_modules', '.bin')}:$PATH`);
   }
 }
@@ -208,12 +226,16 @@ async function startProxy(
   } else if (p === 'nginx') {
     const cfg = nginxStreamConfig(dir, workers, nginx);
     proc = start('nginx', tools.nginx!, ['-p', dir, '-c', cfg, '-e', join(dir, 'error.log')], { cpus });
+  } else if (p === 'node-net' || p === 'node-raw') {
+    // the same young generation as the Edgeport shim gives, so only the proxy code differs
+    const args = ['--max-semi-space-size=8', NODE_PROXY, p === 'node-net' ? 'net' : 'raw', String(workers)];
+    proc = start(p, process.execPath, args, { cpus, cwd: REPO });
   } else {
     const cfg = edgeportConfig(dir, workers);
-    proc = start('edgeport', process.execPath, [EDGEPORT_MAIN, 'run', '--config', cfg, '--log-level', 'warn'], {
-      cpus,
-      cwd: REPO,
-    });
+    const args = ['run', '--config', cfg, '--log-level', 'warn'];
+    proc = existsSync(EDGEPORT_SHIM)
+      ? start('edgeport', EDGEPORT_SHIM, args, { cpus, cwd: REPO })
+      : start('edgeport', process.execPath, [EDGEPORT_MAIN, ...args], { cpus, cwd: REPO });
   }
   try {
     if (p === 'edgeport') await waitHttpOk(`http://${HOST}:${PORTS.edgeportAdmin}/readyz`, 30_000, proc);
@@ -303,6 +325,7 @@ async function main(): Promise<void> {
   const loadavgAtStart = loadavg();
   const cells: Cell[] = [];
   let interrupted = false;
+  let failover: FailoverResult | undefined;
   const writeResults = (): string => {
     const dir = join(REPO, 'bench-results');
     mkdirSync(dir, { recursive: true });
@@ -320,6 +343,13 @@ async function main(): Promise<void> {
           vsNginx: Object.fromEntries(keys.map((k) => [k, ratio(e, other('nginx'), k)])),
         };
       });
+    // the bare Node ceilings against HAProxy, when measured (--proxies ...,node-net,node-raw)
+    const ceilings = cells
+      .filter((c) => c.proxy === 'node-net' || c.proxy === 'node-raw')
+      .map((n) => {
+        const h = cells.find((c) => c.workers === n.workers && c.test === n.test && c.proxy === 'haproxy');
+        return { proxy: n.proxy, workers: n.workers, test: n.test, vsHaproxy: Object.fromEntries(Object.keys(n.summary).map((k) => [k, ratio(n, h, k)])) };
+      });
     const doc = {
       schema: 'edgeport-bench/1',
       startedAt: startedAt.toISOString(),
@@ -333,6 +363,8 @@ async function main(): Promise<void> {
       metrics: Object.fromEntries(o.tests.map((t) => [t.id, { title: t.title, metrics: allMetrics(t) }])),
       results: cells,
       ratios,
+      ceilings,
+      failover,
     };
     writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
     return file;
@@ -410,7 +442,7 @@ async function main(): Promise<void> {
           if (t.warmup) await t.warmup(ctx0);
         }
         const ctx: RunContext = { tools, loadgen, durationS: o.durationS, proxy: p, proxyPid: handle.proc.pid };
-        const cpu0 = treeCpuSeconds(handle.proc.pid);
+        const cpu0 = treeCpuTimes(handle.proc.pid);
         const t0 = performance.now();
         let m: Metrics;
         try {
@@ -428,9 +460,18 @@ async function main(): Promise<void> {
           continue;
         }
         if (t.measureCpu) {
-          const cpuS = treeCpuSeconds(handle.proc.pid) - cpu0;
+          const cpu1 = treeCpuTimes(handle.proc.pid);
+          const userS = cpu1.user - cpu0.user;
+          const sysS = cpu1.sys - cpu0.sys;
+          const cpuS = userS + sysS;
           m.cpuPct = (cpuS / ((performance.now() - t0) / 1000)) * 100;
-          if (t.cpuPer && m.work) m[t.cpuPer.key] = (cpuS * t.cpuPer.scale) / m.work;
+          if (t.cpuPer && m.work) {
+            m[t.cpuPer.key] = (cpuS * t.cpuPer.scale) / m.work;
+            if (t.cpuSplit) {
+              m[`${t.cpuPer.key}User`] = (userS * t.cpuPer.scale) / m.work;
+              m[`${t.cpuPer.key}Sys`] = (sysS * t.cpuPer.scale) / m.work;
+            }
+          }
         }
         if (!handle.proc.isAlive()) {
           errors.push(`${p} exited during run ${i + 1}:\n${tail(handle.proc.output())}`);
@@ -469,6 +510,16 @@ async function main(): Promise<void> {
   if (edgeportUnavailable) console.log(`\nEdgeport skipped: ${edgeportUnavailable.split('\n').slice(0, 6).join('\n')}`);
   const failed = cells.filter((c) => c.status === 'error');
   for (const c of failed) console.log(`\n${PROXY_LABEL[c.proxy]} ${c.test} (${c.workers} worker(s)) failed:\n${c.reason}`);
+  if (o.failoverRuns > 0) {
+    const skip = netnsSkipReason();
+    if (skip) {
+      console.log(`\nHA failover: skipped (${skip})`);
+    } else {
+      console.log(`\nHA failover: ${o.failoverRuns} rounds each, two appliances in network namespaces (scripts/bench/failover.ts)`);
+      failover = await measureFailover(o.failoverRuns);
+      console.log(failoverTable(failover));
+    }
+  }
   console.log(`\nResults: ${writeResults()}`);
   if (failed.length) process.exitCode = 1;
 }

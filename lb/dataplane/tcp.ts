@@ -7,6 +7,7 @@
 // `conn` and share module-level handlers, and bytes move through a small pump (write on
 // 'data', pause on backpressure, resume on 'drain') instead of pipe(), whose per-pipe
 // closures and listeners cost memory on every held connection and time on every new one.
+// A 'drain' listener is added only once a write had to wait: most connections never do.
 
 import net from 'node:net';
 import type { Logger } from '../core/log.ts';
@@ -62,7 +63,10 @@ const peerOf = (s: Side): Side | undefined => (s === s.conn.client ? s.conn.upst
 
 function onData(this: Side, chunk: Buffer): void {
   const peer = peerOf(this);
-  if (peer !== undefined && peer.writable && !peer.write(chunk)) this.pause();
+  if (peer !== undefined && peer.writable && !peer.write(chunk)) {
+    this.pause();
+    if (peer.listenerCount('drain') === 0) peer.on('drain', onDrain);
+  }
 }
 
 function onDrain(this: Side): void {
@@ -179,10 +183,10 @@ export class TcpListener {
       client.destroy();
       return;
     }
-    // Paused, not pauseOnConnect: the socket still reads up to its highWaterMark while we
-    // dial, so a client that resets meanwhile is seen at once (and the dial dropped) rather
-    // than after every connect try; its first bytes wait in the buffer for the pump.
-    client.pause();
+    // Not pauseOnConnect: until the backend accepted the socket has no 'data' listener, so
+    // it reads up to its highWaterMark and no further while we dial; a client that resets
+    // meanwhile is seen at once (and the dial dropped) rather than after every connect try,
+    // and its first bytes wait in the buffer for the pump.
     const c = new Conn(this, client, this.now());
     client.conn = c;
     this.conns.add(c);
@@ -251,9 +255,7 @@ export class TcpListener {
       }
     }
     up.on('data', onData);
-    up.on('drain', onDrain);
     c.client.on('data', onData);
-    c.client.on('drain', onDrain);
     // A client that sent FIN with nothing buffered has already emitted 'end' (as pipe() does).
     if (c.client.readableEnded) up.end();
     else c.client.resume();

@@ -57,6 +57,14 @@ class InProcess implements DataplaneHandle {
   }
 }
 
+/**
+ * The V8 heap sizing flags a worker inherits from this process (lb/cli/edgeport sets the
+ * young generation's size); nothing else, so --inspect or a test runner's flags stay here.
+ */
+export function heapFlags(execArgv: readonly string[]): string[] {
+  return execArgv.filter((a) => /^--(max|min)-(semi|old)-space-size=/.test(a));
+}
+
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
 class Worker {
@@ -77,7 +85,7 @@ class Worker {
     this.child = fork(path, [], {
       env: { ...env, EDGEPORT_WORKER: String(this.index) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: [],
+      execArgv: heapFlags(process.execArgv),
     });
     this.ready = new Promise((resolve, reject) => {
       this.pending.set(0, { resolve: () => resolve(), reject });

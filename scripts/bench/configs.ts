@@ -24,7 +24,8 @@ const TCP_PAIRS: ReadonlyArray<readonly [number, number]> = [
   [PORTS.holdFront, PORTS.holdBack],
 ];
 
-export type ProxyName = 'edgeport' | 'haproxy' | 'nginx';
+/** node-net and node-raw: the bare Node ceilings of node-proxy.ts (TCP only, on request). */
+export type ProxyName = 'edgeport' | 'haproxy' | 'nginx' | 'node-net' | 'node-raw';
 
 export interface NginxInfo {
   streamLoadModule: string | null; // path for load_module, null when stream is built in

@@ -269,17 +269,19 @@ export function treeRssKiB(pid: number): number {
 
 const CLK_TCK = 100; // USER_HZ on Linux
 
-/** CPU seconds (user + system, all threads) used so far by pid and its descendants. */
-export function treeCpuSeconds(pid: number): number {
-  let ticks = 0;
+/** CPU seconds (all threads) used so far by pid and its descendants: user, kernel (system). */
+export function treeCpuTimes(pid: number): { user: number; sys: number } {
+  let user = 0;
+  let sys = 0;
   for (const p of [pid, ...descendants(pid)]) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
+      user += Number(rest[11]); // utime (field 14)
+      sys += Number(rest[12]); // stime (field 15)
     } catch {
       /* exited */
     }
   }
-  return ticks / CLK_TCK;
+  return { user: user / CLK_TCK, sys: sys / CLK_TCK };
 }

@@ -2,9 +2,18 @@
 import type { ProxyName } from './configs.ts';
 import type { MetricDef, Metrics, TestDef, TestId } from './tests.ts';
 
-/** The test's figures, with proxy CPU per unit of work where the test has it. */
+/** The test's figures, with proxy CPU per unit of work (and its user/kernel split) where the test has it. */
 export function allMetrics(t: TestDef): MetricDef[] {
-  return t.cpuPer ? [...t.metrics, t.cpuPer] : [...t.metrics];
+  if (!t.cpuPer) return [...t.metrics];
+  const { key, label, unit, better, digits } = t.cpuPer;
+  const per: MetricDef = { key, label, unit, better, digits };
+  const split: MetricDef[] = t.cpuSplit
+    ? [
+        { ...per, key: `${per.key}User`, label: `${per.label}, user` },
+        { ...per, key: `${per.key}Sys`, label: `${per.label}, kernel` },
+      ]
+    : [];
+  return [...t.metrics, per, ...split];
 }
 
 export interface Summary {
@@ -65,9 +74,20 @@ function pad(s: string, w: number, right = false): string {
   return right ? s.padStart(w) : s.padEnd(w);
 }
 
+/** The bare Node ceilings (node-proxy.ts): a column each, and their ratio to HAProxy, when measured. */
+const CEILINGS: ReadonlyArray<{ proxy: ProxyName; title: string; ratio: string }> = [
+  { proxy: 'node-net', title: 'Node net', ratio: 'Nnet/HAProxy' },
+  { proxy: 'node-raw', title: 'Node raw', ratio: 'Nraw/HAProxy' },
+];
+
 /** Table: one line per (row, test, metric); medians with (min-max) over the runs. */
 export function renderTable(cells: readonly Cell[], tests: readonly TestDef[], rows: readonly number[]): string {
-  const header = ['workers', 'test / metric', 'unit', 'better', 'Edgeport', 'HAProxy', 'nginx', 'E/HAProxy', 'E/nginx'];
+  const ceilings = CEILINGS.filter((x) => cells.some((c) => c.proxy === x.proxy));
+  const header = [
+    'workers', 'test / metric', 'unit', 'better', 'Edgeport', 'HAProxy', 'nginx', ...ceilings.map((x) => x.title),
+    'E/HAProxy', 'E/nginx', ...ceilings.map((x) => x.ratio),
+  ];
+  const x = (r: number | null): string => (r === null ? '' : `${r.toFixed(2)}x`);
   const lines: string[][] = [];
   for (const w of rows) {
     for (const t of tests) {
@@ -77,8 +97,6 @@ export function renderTable(cells: readonly Cell[], tests: readonly TestDef[], r
         const e = get('edgeport');
         const h = get('haproxy');
         const n = get('nginx');
-        const rh = ratio(e, h, m.key);
-        const rn = ratio(e, n, m.key);
         lines.push([
           String(w),
           `${t.id} ${m.label}`,
@@ -87,15 +105,16 @@ export function renderTable(cells: readonly Cell[], tests: readonly TestDef[], r
           cellText(e, m.key, m.digits),
           t.proxies.includes('haproxy') ? cellText(h, m.key, m.digits) : 'n/a',
           cellText(n, m.key, m.digits),
-          rh === null ? '' : `${rh.toFixed(2)}x`,
-          rn === null ? '' : `${rn.toFixed(2)}x`,
+          ...ceilings.map((c) => cellText(get(c.proxy), m.key, m.digits)),
+          x(ratio(e, h, m.key)),
+          x(ratio(e, n, m.key)),
+          ...ceilings.map((c) => x(ratio(get(c.proxy), h, m.key))),
         ]);
       }
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const numeric = new Set([4, 5, 6, 7, 8]);
-  const row = (l: readonly string[]): string => l.map((s, i) => pad(s, widths[i]!, numeric.has(i))).join('  ');
+  const row = (l: readonly string[]): string => l.map((s, i) => pad(s, widths[i]!, i >= 4)).join('  ');
   const out = [row(header), widths.map((w) => '-'.repeat(w)).join('  ')];
   let prev = '';
   for (const l of lines) {

@@ -37,6 +37,8 @@ export interface TestDef {
   measureCpu: boolean;
   /** Proxy CPU per unit of work: cpuSeconds * scale / metrics.work (run() reports work). */
   cpuPer?: MetricDef & { scale: number };
+  /** Also report cpuPer split into user and kernel time (keys cpuPer.key + 'User' / 'Sys'). */
+  cpuSplit?: boolean;
   metrics: readonly MetricDef[];
   warmup?(ctx: RunContext): Promise<void>;
   run(ctx: RunContext): Promise<Metrics>;
@@ -141,7 +143,7 @@ const IDLE_CONNECTIONS = 5000;
 
 // ---- the tests ----
 
-const ALL: readonly ProxyName[] = ['edgeport', 'haproxy', 'nginx'];
+const ALL: readonly ProxyName[] = ['edgeport', 'haproxy', 'nginx', 'node-net', 'node-raw'];
 const cpuMetric: MetricDef = { key: 'cpuPct', label: 'proxy CPU', unit: '%', better: 'lower', digits: 0 };
 
 export const TESTS: readonly TestDef[] = [
@@ -188,6 +190,7 @@ export const TESTS: readonly TestDef[] = [
     restartPerRun: false,
     measureCpu: true,
     cpuPer: { key: 'cpuUsPerConn', label: 'proxy CPU per conn', unit: 'us', better: 'lower', digits: 1, scale: 1e6 },
+    cpuSplit: true,
     metrics: [
       { key: 'cps', label: 'connections/s', unit: 'conn/s', better: 'higher', digits: 0 },
       { key: 'errors', label: 'errors', unit: 'count', better: 'lower', digits: 0 },

@@ -8,7 +8,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { silentLogger } from '../../lb/core/log.ts';
 import { Dataplane } from '../../lb/dataplane/dataplane.ts';
 import type { ListenerSpec } from '../../lb/dataplane/types.ts';
-import { createDataplane } from '../../lb/dataplane/workers.ts';
+import { createDataplane, heapFlags } from '../../lb/dataplane/workers.ts';
 import {
   fdCount,
   freePort,
@@ -319,4 +319,10 @@ describe('createDataplane with workers', () => {
     await within(dp.stop(0), 5000, 'stop');
     assert.equal(await waitFor(() => childPids().filter((p) => !before.includes(p)).length === 0, 3000), true, 'no worker left');
   });
+});
+
+test('workers inherit only the V8 heap sizing flags of the main process (the shim sets --max-semi-space-size)', () => {
+  assert.deepEqual(heapFlags(['--inspect', '--max-semi-space-size=8', '--test', '--max-old-space-size=512', '--experimental-foo']), ['--max-semi-space-size=8', '--max-old-space-size=512']);
+  assert.deepEqual(heapFlags([]), []);
+  assert.match(readFileSync(new URL('../../lb/cli/edgeport', import.meta.url), 'utf8'), /exec "\$node" --max-semi-space-size=8 /);
 });
