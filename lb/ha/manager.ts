@@ -67,6 +67,8 @@ export class HaManager {
   /** VIPs we stopped answering because another MAC announced them while our renewals failed. */
   private readonly yielded = new Set<string>();
   /** Lease name -> the write in flight (one at a time per Lease). */
+  /** Writes in flight (stop() lets them land, so its releases carry the current version). */
+  private readonly inflight = new Set<Promise<void>>();
   private readonly busy = new Map<string, 'acquire' | 'renew' | 'release'>();
   private readonly lastWrite = new Map<string, number>();
   private readonly lastOk = new Map<string, number>();
@@ -143,11 +145,14 @@ export class HaManager {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    const held = [...this.leases.values()].filter((l) => l.holder === this.o.self && l.name !== memberLeaseName(this.o.self));
     if (this.owned.size > 0) {
       this.owned.clear();
       this.o.onOwned(this.owned);
     }
+    // A renewal in flight would make our release a stale compare-and-swap (409), leaving the
+    // Lease to expire: let it land first.
+    await Promise.race([Promise.allSettled([...this.inflight]), new Promise((r) => setTimeout(r, RELEASE_BUDGET_MS / 2).unref())]);
+    const held = [...this.leases.values()].filter((l) => l.holder === this.o.self && l.name !== memberLeaseName(this.o.self));
     const release = async (l: Lease) => {
       try {
         await this.o.coord.release(l);
@@ -307,7 +312,7 @@ export class HaManager {
     this.busy.set(name, what);
     const sent = this.now();
     this.lastWrite.set(name, sent);
-    f().then(
+    const p = f().then(
       (l) => {
         this.busy.delete(name);
         this.lastOk.set(name, sent);
@@ -335,5 +340,7 @@ export class HaManager {
         this.o.log.warn(`cannot ${what} Lease; will retry`, { lease: name, err: String((err as Error)?.message ?? err) });
       },
     );
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p));
   }
 }
