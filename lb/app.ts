@@ -15,10 +15,10 @@ import { Allocator } from './ipam/allocator.ts';
 import { loadState, saveState } from './ipam/state.ts';
 import { restoreStatic } from './ipam/static.ts';
 import { VipManager } from './reconcile/vips.ts';
-import { createKubeApi, makeKubeConfig } from './k8s/client.ts';
-import { KubeLeases } from './ha/coordination.ts';
-import { HaManager } from './ha/manager.ts';
-import { KubeController, type K8sVirtualService, type PortError } from './k8s/controller.ts';
+// Kubernetes and HA modules are imported when enabled (startKube, startHa): @kubernetes/client-node
+// puts ~26 MB on the heap of an appliance that serves static services only.
+import type { HaManager } from './ha/manager.ts';
+import type { KubeController, K8sVirtualService, PortError } from './k8s/controller.ts';
 import { PORT_ERROR_BIND_FAILED } from './k8s/convert.ts';
 import { listenerKey } from './core/types.ts';
 import { createDataplane, resolveWorkers, type DataplaneHandle } from './dataplane/workers.ts';
@@ -119,15 +119,17 @@ export class App {
       workers,
       admin: `http://${this.cfg.admin.listen.host.includes(':') ? `[${this.cfg.admin.listen.host}]` : this.cfg.admin.listen.host}:${(this.admin.address() as { port: number }).port}`,
     });
-    if (this.cfg.ha.enabled) this.startHa();
+    if (this.cfg.ha.enabled) await this.startHa();
     await this.applyConfig(this.cfg);
-    if (this.cfg.kubernetes.enabled) this.startKube();
+    if (this.cfg.kubernetes.enabled) await this.startKube();
     this.ready = true;
   }
 
   /** Watch LoadBalancer Services; the data plane keeps serving whatever the API server does. */
-  private startKube(): void {
+  private async startKube(): Promise<void> {
     const kubeconfig = this.opts.kubeconfig ?? this.cfg.kubernetes.kubeconfig;
+    const { createKubeApi } = await import('./k8s/client.ts');
+    const { KubeController } = await import('./k8s/controller.ts');
     this.kube = new KubeController({
       api: createKubeApi({ kubeconfig, instance: this.cfg.node.name }),
       cfg: this.cfg,
@@ -158,8 +160,11 @@ export class App {
    * HA: every VIP stays local and bound on every appliance; the VipManager answers ARP only for
    * the VIPs whose Lease we hold, so a takeover is an ARP announcement, not a bind.
    */
-  private startHa(): void {
+  private async startHa(): Promise<void> {
     const kubeconfig = this.opts.kubeconfig ?? this.cfg.kubernetes.kubeconfig;
+    const { makeKubeConfig } = await import('./k8s/client.ts');
+    const { KubeLeases } = await import('./ha/coordination.ts');
+    const { HaManager } = await import('./ha/manager.ts');
     const log = this.log.child({ component: 'ha' });
     const ha = new HaManager({
       coord: new KubeLeases({ kc: makeKubeConfig(kubeconfig), namespace: this.cfg.ha.leaseNamespace, onError: (what, err) => log.warn(what, { err: String((err as Error)?.message ?? err) }) }),
