@@ -131,7 +131,8 @@ export class HaManager {
   view(vip: string): VipOwnership {
     const now = this.now();
     const st = this.book.state(vipLeaseName(vip), now);
-    const pref = this.decide(vip, now).preferred;
+    const unhealthy = this.unhealthyVips();
+    const pref = this.decide(vip, now, this.members(now, unhealthy), unhealthy).preferred;
     return {
       owner: st.holder === '' ? null : st.holder,
       preferredOwner: pref ?? null,
@@ -188,14 +189,18 @@ export class HaManager {
     this.evaluate();
   }
 
-  private members(now: number): Member[] {
+  /** The live members, this appliance with the VIPs it cannot serve now. Once per step: healthy() walks the listeners. */
+  private members(now: number, unhealthy: ReadonlySet<string>): Member[] {
     const list = this.book.members(now).filter((m) => m.name !== this.o.self);
-    const unhealthy = new Set(this.vips.filter((v) => !this.o.healthy(v)));
     list.push({ name: this.o.self, liveSince: this.startedAt, unhealthy });
     return list;
   }
 
-  private decide(vip: string, now: number) {
+  private unhealthyVips(): Set<string> {
+    return new Set(this.vips.filter((v) => !this.o.healthy(v)));
+  }
+
+  private decide(vip: string, now: number, members: readonly Member[], unhealthy: ReadonlySet<string>) {
     return decideVip({
       vip,
       self: this.o.self,
@@ -203,8 +208,8 @@ export class HaManager {
       durationMs: this.o.cfg.leaseDuration,
       holdDownMs: this.o.cfg.holdDown,
       lease: this.book.state(vipLeaseName(vip), now),
-      members: this.members(now),
-      healthy: this.o.healthy(vip),
+      members,
+      healthy: !unhealthy.has(vip),
       synced: this.synced,
       handedOverAt: this.handedOver.get(vip),
     });
@@ -225,7 +230,9 @@ export class HaManager {
     const renewDue = (name: string) => now - (this.lastWrite.get(name) ?? -Infinity) >= this.o.cfg.renewInterval;
 
     // Our member Lease: held always, renewed with the VIPs we cannot serve.
-    const unhealthy = this.vips.filter((v) => !this.o.healthy(v)).join(',');
+    const unhealthySet = this.unhealthyVips();
+    const members = this.members(now, unhealthySet);
+    const unhealthy = [...unhealthySet].join(',');
     const memberName = memberLeaseName(self);
     const member = this.leases.get(memberName);
     const ann = { [UNHEALTHY_ANNOTATION]: unhealthy };
@@ -253,7 +260,7 @@ export class HaManager {
         this.drop(vip, `the Lease is held by ${st.holder}`);
       }
       if (st.holder !== self) this.yielded.delete(vip);
-      const d = this.decide(vip, now);
+      const d = this.decide(vip, now, members, unhealthySet);
       switch (d.action) {
         case 'acquire':
           this.write(name, 'acquire', () => this.o.coord.acquire(name, self, this.o.cfg.leaseDuration, lease), () => this.take(vip, d.why));
