@@ -236,22 +236,21 @@ export class App {
     const result = await this.dp.apply({ listeners });
     this.listeners = listeners;
     this.checker.sync(listeners);
-    const bound = new Set(listeners.filter((l) => !result.failed.some((f) => f.key === l.key)).map((l) => l.vip));
+    const failed = new Map(result.failed.map((f) => [f.key, f]));
+    const bound = new Set(listeners.filter((l) => !failed.has(l.key)).map((l) => l.vip));
     this.vips.commit([...bound], Math.max(cfg.defaults.timeouts.drain, ...listeners.map((l) => l.spec.timeouts.drain)));
     this.ha?.setVips([...new Set(listeners.map((l) => l.vip))]);
     const owned = new Set(this.vips.ownedVips());
     for (const v of bound) if (!owned.has(v)) this.metrics.vipOwned.set({ vip: v }, 0);
     // Kubernetes Services learn which of their ports could not be bound (status ports[].error).
     const portErrors = new Map<string, PortError[]>();
-    for (const f of result.failed) {
-      const ls = listeners.find((l) => l.key === f.key);
-      if (!ls || !ls.service.startsWith('k8s/')) continue;
+    for (const ls of listeners) {
+      if (!failed.has(ls.key) || !ls.service.startsWith('k8s/')) continue;
       portErrors.set(ls.service, [...(portErrors.get(ls.service) ?? []), { port: ls.spec.port, protocol: ls.spec.protocol, error: PORT_ERROR_BIND_FAILED }]);
     }
     this.kube?.setPortErrors(portErrors);
     for (const key of this.panicking) if (!listeners.some((l) => l.key === key)) this.panicking.delete(key);
     this.states.clear();
-    const failed = new Map(result.failed.map((f) => [f.key, f]));
     for (const ls of listeners) {
       const f = failed.get(ls.key);
       this.states.set(ls.key, { key: ls.key, service: ls.service, vip: ls.vip, port: ls.spec.port, protocol: ls.spec.protocol, up: !f, ...(f ? { error: f.error } : {}) });
