@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { builtinDefaults, parseConfig, parseDuration } from '../../lb/config/parse.ts';
@@ -242,6 +242,14 @@ test('edgeport runs as nobody with only CAP_NET_RAW, CAP_NET_ADMIN, CAP_NET_BIND
   const tmp = tempDir();
   t.after(tmp.cleanup);
   chmodSync(tmp.dir, 0o755);
+  // nobody must reach the checkout (installed, it lives in /opt/edgeport): a clone inside a
+  // 0700 directory (mktemp -d) gets search permission for others while the test runs.
+  for (let d = ROOT.replace(/\/$/, ''); d !== '/'; d = dirname(d)) {
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o001) !== 0) continue;
+    chmodSync(d, mode | 0o001);
+    t.after(() => chmodSync(d, mode));
+  }
   mkdirSync(join(tmp.dir, 'state'));
   chownSync(join(tmp.dir, 'state'), NOBODY, NOBODY);
 
