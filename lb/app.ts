@@ -101,6 +101,7 @@ export class App {
     await this.vips.start([...new Set(this.allocated.values())]);
     this.dp = await createDataplane({
       workers,
+      engine: this.cfg.dataplane.engine,
       log: this.log,
       logLevel: this.opts.logLevel,
       pretty: this.opts.pretty,
@@ -296,7 +297,7 @@ export class App {
       this.allocator.setPools(next.pools);
       await this.allocateStatic(next);
       this.kube?.updateConfig(next);
-      if (JSON.stringify(next.dataplane) !== JSON.stringify(this.cfg.dataplane)) this.log.warn('dataplane.workers changed: takes effect at restart');
+      if (JSON.stringify(next.dataplane) !== JSON.stringify(this.cfg.dataplane)) this.log.warn('dataplane settings changed (workers, engine): take effect at restart');
       await this.applyConfig(next);
       this.cfg = next;
       this.metrics.configReloads.inc({ result: 'ok' });

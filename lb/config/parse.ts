@@ -43,6 +43,7 @@ import type {
   ProxyProtocol,
   SchedulerName,
   ServiceSpec,
+  TcpEngine,
   Timeouts,
 } from '../core/types.ts';
 import { canonicalIp, formatRange, parseIp, parsePoolEntry, poolSize, rangesOverlap } from '../ipam/address.ts';
@@ -62,6 +63,7 @@ export const SCHEDULERS: readonly SchedulerName[] = ['rr', 'wrr', 'lc', 'sh'];
 export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP'];
 export const PROXY_PROTOCOLS: readonly ProxyProtocol[] = ['none', 'v1', 'v2'];
 export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'none'];
+export const TCP_ENGINES: readonly TcpEngine[] = ['raw', 'net'];
 export const NODE_ADDRESS_TYPES: readonly string[] = ['InternalIP', 'ExternalIP', 'Hostname'];
 export const MAX_WEIGHT = 256;
 /** Node's timers hold at most 2^31-1 ms. */
@@ -108,7 +110,7 @@ const BACKEND_KEYS = ['address', 'port', 'weight'];
 const K8S_KEYS = ['enabled', 'nodeHealthCheck', 'kubeconfig', 'loadBalancerClass', 'claimUnclassed', 'nodeAddressType'];
 const NODE_HC_KEYS = ['type', 'port', 'path'];
 const HA_KEYS = ['enabled', 'leaseNamespace', 'leaseDuration', 'renewInterval', 'holdDown'];
-const DATAPLANE_KEYS = ['workers'];
+const DATAPLANE_KEYS = ['workers', 'engine'];
 const ADMIN_KEYS = ['listen'];
 const STATE_KEYS = ['dir'];
 
@@ -904,6 +906,7 @@ function readDocument(r: Reader, root: YMap, opts: ParseOptions): Config {
     else if (wNode.kind === 'scalar' && typeof wNode.value === 'number') workers = r.int(wNode, 1, 1024, 'a worker count') ?? 'auto';
     else r.add(wNode, `Use "auto" or a worker count in 1..1024, not ${describe(wNode)}`);
   }
+  const engine = r.oneOf(r.value(dMap, 'engine'), TCP_ENGINES) ?? 'raw';
 
   const aMap = r.map(r.value(root, 'admin'), ADMIN_KEYS);
   const listen = readAdminListen(r, r.value(aMap, 'listen')) ?? { host: '127.0.0.1', port: 9470 };
@@ -919,7 +922,7 @@ function readDocument(r: Reader, root: YMap, opts: ParseOptions): Config {
     services,
     kubernetes,
     ha,
-    dataplane: { workers },
+    dataplane: { workers, engine },
     admin: { listen },
     state: { dir },
   };

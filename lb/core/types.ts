@@ -99,6 +99,9 @@ export interface HaSpec {
   holdDown: number;
 }
 
+/** How TCP is proxied: raw libuv handles (default) or node:net sockets. */
+export type TcpEngine = 'raw' | 'net';
+
 export interface Config {
   node: { name: string };
   announce: { mode: 'arp' | 'none'; interface?: string };
@@ -108,7 +111,7 @@ export interface Config {
   kubernetes: KubernetesSpec;
   ha: HaSpec;
   /** 'auto' resolved by the process that starts the workers. */
-  dataplane: { workers: number | 'auto' };
+  dataplane: { workers: number | 'auto'; engine: TcpEngine };
   admin: { listen: { host: string; port: number } };
   state: { dir: string };
 }

@@ -5,11 +5,14 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
+import type { TcpEngine } from '../core/types.ts';
 import { TcpListener } from './tcp.ts';
+import { RawTcpListener } from './tcp-raw.ts';
 import { UdpListener } from './udp.ts';
 import type { ApplyResult, DataplaneHooks, DataplaneStats, DesiredState, ListenerSpec } from './types.ts';
+import { uvBindings } from './uv.ts';
 
-type Listener = TcpListener | UdpListener;
+type Listener = TcpListener | RawTcpListener | UdpListener;
 
 interface Draining {
   l: Listener;
@@ -27,10 +30,17 @@ export class Dataplane {
   private queue: Promise<unknown> = Promise.resolve();
 
   private readonly hooks: DataplaneHooks | undefined;
+  /** The TCP engine in use: raw unless asked for net, or this Node lacks the bindings. */
+  readonly engine: TcpEngine;
 
-  constructor(opts: { log: Logger; hooks?: DataplaneHooks }) {
+  constructor(opts: { log: Logger; hooks?: DataplaneHooks; engine?: TcpEngine }) {
     this.hooks = opts.hooks;
     this.log = opts.log;
+    this.engine = opts.engine ?? 'raw';
+    if (this.engine === 'raw' && uvBindings() === undefined) {
+      this.engine = 'net';
+      this.log.warn('raw TCP engine unavailable on this Node (no tcp_wrap binding): using node:net', { node: process.version });
+    }
   }
 
   /**
@@ -73,7 +83,12 @@ export class Dataplane {
   }
 
   private async open(ls: ListenerSpec, result: ApplyResult): Promise<void> {
-    const l = ls.spec.protocol === 'TCP' ? new TcpListener(ls, this.log, Date.now, this.hooks) : new UdpListener(ls, this.log, Date.now(), this.hooks);
+    const l =
+      ls.spec.protocol === 'UDP'
+        ? new UdpListener(ls, this.log, Date.now(), this.hooks)
+        : this.engine === 'raw'
+          ? new RawTcpListener(ls, this.log, Date.now, this.hooks)
+          : new TcpListener(ls, this.log, Date.now, this.hooks);
     try {
       await l.listen();
       this.listeners.set(ls.key, l);
@@ -147,7 +162,7 @@ export class Dataplane {
     let shortest = 4000;
     for (const l of this.listeners.values()) {
       const t = l.spec.timeouts;
-      shortest = Math.min(shortest, t.idle, t.udpSession, t.halfClosed ?? shortest, l instanceof TcpListener ? t.connect : shortest);
+      shortest = Math.min(shortest, t.idle, t.udpSession, t.halfClosed ?? shortest, l.spec.protocol === 'TCP' ? t.connect : shortest);
     }
     for (const d of this.draining) shortest = Math.min(shortest, d.l.spec.timeouts.drain);
     const tick = Math.max(25, Math.min(1000, Math.floor(shortest / 4)));

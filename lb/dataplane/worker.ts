@@ -4,7 +4,7 @@
 // exits when its parent tells it to or goes away.
 
 import { createLogger } from '../core/log.ts';
-import type { LogLevel } from '../core/types.ts';
+import type { LogLevel, TcpEngine } from '../core/types.ts';
 import { Dataplane } from './dataplane.ts';
 import type { DesiredState } from './types.ts';
 
@@ -30,6 +30,7 @@ const log = createLogger({
 });
 const dp = new Dataplane({
   log,
+  engine: process.env.EDGEPORT_TCP_ENGINE === 'net' ? 'net' : ('raw' satisfies TcpEngine),
   hooks: {
     connectFailure: (listener, backend, reason) => process.send?.({ event: 'connectFailure', listener, backend, reason } satisfies WorkerEvent),
   },

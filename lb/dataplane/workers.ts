@@ -6,7 +6,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../core/log.ts';
-import type { LogLevel } from '../core/types.ts';
+import type { LogLevel, TcpEngine } from '../core/types.ts';
 import { Dataplane } from './dataplane.ts';
 import type { ApplyResult, BackendStats, DataplaneHooks, DataplaneStats, DesiredState, ListenerStats } from './types.ts';
 import type { WorkerCall, WorkerEvent, WorkerReply, WorkerRequest } from './worker.ts';
@@ -26,6 +26,7 @@ export function resolveWorkers(w: number | 'auto'): number {
 
 export interface DataplaneOptions {
   workers: number;
+  engine: TcpEngine;
   log: Logger;
   logLevel: LogLevel;
   pretty: boolean;
@@ -33,15 +34,15 @@ export interface DataplaneOptions {
 }
 
 export function createDataplane(opts: DataplaneOptions): Promise<DataplaneHandle> {
-  if (opts.workers <= 1) return Promise.resolve(new InProcess(opts.log, opts.hooks));
+  if (opts.workers <= 1) return Promise.resolve(new InProcess(opts.log, opts.engine, opts.hooks));
   return WorkerPool.start(opts);
 }
 
 class InProcess implements DataplaneHandle {
   readonly workers = 1;
   private readonly dp: Dataplane;
-  constructor(log: Logger, hooks?: DataplaneHooks) {
-    this.dp = new Dataplane({ log, ...(hooks ? { hooks } : {}) });
+  constructor(log: Logger, engine: TcpEngine, hooks?: DataplaneHooks) {
+    this.dp = new Dataplane({ log, engine, ...(hooks ? { hooks } : {}) });
   }
   apply(state: DesiredState): Promise<ApplyResult> {
     return this.dp.apply(state);
@@ -135,7 +136,7 @@ class WorkerPool implements DataplaneHandle {
   private constructor(opts: DataplaneOptions) {
     this.workers = opts.workers;
     this.log = opts.log;
-    this.env = { ...process.env, EDGEPORT_LOG_LEVEL: opts.logLevel, EDGEPORT_LOG_PRETTY: opts.pretty ? '1' : '0' };
+    this.env = { ...process.env, EDGEPORT_LOG_LEVEL: opts.logLevel, EDGEPORT_LOG_PRETTY: opts.pretty ? '1' : '0', EDGEPORT_TCP_ENGINE: opts.engine };
   }
 
   static async start(opts: DataplaneOptions): Promise<WorkerPool> {

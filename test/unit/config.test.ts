@@ -78,7 +78,7 @@ test('parseConfig gives a minimal config every default of SPEC', () => {
       nodeAddressType: 'InternalIP',
     },
     ha: { enabled: false, leaseNamespace: 'edgeport-system', leaseDuration: 1500, renewInterval: 300, holdDown: 30_000 },
-    dataplane: { workers: 'auto' },
+    dataplane: { workers: 'auto', engine: 'raw' },
     admin: { listen: { host: '127.0.0.1', port: 9470 } },
     state: { dir: '/var/lib/edgeport' },
   };
@@ -191,7 +191,7 @@ test('parseConfig reads every other section', () => {
       '  claimUnclassed: false',
       '  nodeAddressType: ExternalIP',
       'ha: {enabled: true, leaseNamespace: lb, leaseDuration: 2s, renewInterval: 500ms, holdDown: 0s}',
-      'dataplane: {workers: 4}',
+      'dataplane: {workers: 4, engine: net}',
       'admin: {listen: "[::1]:9471"}',
       'state: {dir: /tmp/edgeport}',
       'services:',
@@ -214,7 +214,7 @@ test('parseConfig reads every other section', () => {
     nodeAddressType: 'ExternalIP',
   });
   assert.deepEqual(cfg.ha, { enabled: true, leaseNamespace: 'lb', leaseDuration: 2000, renewInterval: 500, holdDown: 0 });
-  assert.deepEqual(cfg.dataplane, { workers: 4 });
+  assert.deepEqual(cfg.dataplane, { workers: 4, engine: 'net' });
   assert.deepEqual(cfg.admin.listen, { host: '::1', port: 9471 });
   assert.deepEqual(cfg.state, { dir: '/tmp/edgeport' });
   assert.equal(cfg.services[0]!.pool, 'lan');
@@ -374,6 +374,7 @@ const CASES: Case[] = [
   ['ha without kubernetes', withTop('ha: {enabled: true}'), 'ha.enabled', 8, /^Set kubernetes\.enabled to true, or ha\.enabled to false/],
   ['bad lease namespace', withTop('ha: {leaseNamespace: Edge_Port}'), 'ha.leaseNamespace', 8, /Kubernetes namespace name/],
   ['workers 0', withTop('dataplane: {workers: 0}'), 'dataplane.workers', 8, /^Use a worker count in 1\.\.1024, not 0$/],
+  ['engine unknown', withTop('dataplane: {engine: uring}'), 'dataplane.engine', 8, /raw.*net/],
   ['workers "many"', withTop('dataplane: {workers: many}'), 'dataplane.workers', 8, /^Use "auto" or a worker count in 1\.\.1024, not the string "many"$/],
   ['admin.listen without a port', withTop('admin: {listen: 127.0.0.1}'), 'admin.listen', 8, /^Add a port: use "host:port"/],
   ['admin.listen IPv6 without brackets', withTop('admin: {listen: "::1:9470"}'), 'admin.listen', 8, /^Put an IPv6 address in brackets, as in "\[::1\]:9470"/],
