@@ -45,7 +45,7 @@ class Conn {
   backend: BackendState | undefined = undefined;
   tried: Set<BackendState> | undefined = undefined;
   /** Client bytes read before the backend accepted. */
-  pending: Buffer[] | undefined = undefined;
+  pending: Uint8Array[] | undefined = undefined;
   pendingBytes = 0;
   hdrLen = 0;
   /** Bytes read from / written to the client, and from / to the backend. */
@@ -102,7 +102,7 @@ function onread(this: Handle, ab: ArrayBuffer | undefined): void {
   const k = this.conn;
   if (k.closed) return;
   if (n > 0) {
-    const buf = Buffer.from(ab!, uv.state[uv.kArrayBufferOffset]!, n);
+    const buf = new Uint8Array(ab!, uv.state[uv.kArrayBufferOffset]!, n);
     if (this === k.c) {
       k.rx += n;
       if (!k.connected) {
@@ -138,21 +138,31 @@ function startReading(k: Conn, h: Handle): void {
   h.readStart();
 }
 
-function write(k: Conn, to: Handle, from: Handle | undefined, buf: Buffer): void {
-  const req = new uv.WriteWrap();
+/**
+ * A write request that libuv did not keep: a write it completes at once (most of them) never
+ * touches its request object, so the next write reuses it.
+ */
+let spare: UvReq | undefined;
+
+function write(k: Conn, to: Handle, from: Handle | undefined, buf: Uint8Array): void {
+  const req = spare ?? new uv.WriteWrap();
+  spare = undefined;
   req.handle = to;
   req.oncomplete = afterWrite;
   const err = to.writeBuffer(req, buf);
   if (err !== 0) {
+    spare = req;
     k.l.sideError(k, to, uvError(err, 'write'));
     return;
   }
   if (to === k.c) k.tx += buf.length;
   else k.upTx += buf.length;
-  if (uv.state[uv.kLastWriteWasAsync] !== 0) {
-    req.buffer = buf; // libuv writes from it later
-    if (from !== undefined && to.writeQueueSize > HIGH_WATER) stopReading(k, from);
+  if (uv.state[uv.kLastWriteWasAsync] === 0) {
+    spare = req;
+    return;
   }
+  req.buffer = buf; // libuv writes from it later
+  if (from !== undefined && to.writeQueueSize > HIGH_WATER) stopReading(k, from);
 }
 
 function afterWrite(this: UvReq, status: number): void {

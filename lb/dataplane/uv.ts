@@ -12,7 +12,7 @@ export interface UvReq {
   handle: UvTcp;
   oncomplete: (status: number) => void;
   /** WriteWrap: the buffer of a write libuv still holds (kept alive until it completes). */
-  buffer?: Buffer;
+  buffer?: Uint8Array | undefined;
   address?: string;
   port?: number;
 }
@@ -37,7 +37,7 @@ export interface UvTcp {
   getsockname(out: UvAddress): number;
   readStart(): number;
   readStop(): number;
-  writeBuffer(req: UvReq, buf: Buffer): number;
+  writeBuffer(req: UvReq, buf: Uint8Array): number;
   shutdown(req: UvReq): number;
   setNoDelay(on: boolean): number;
   /** Close with RST (uv_tcp_close_reset); fails (EINVAL) once a shutdown is pending. */
