@@ -397,34 +397,43 @@ async function main(): Promise<void> {
   const backendsNeeded = new Set<BackendId>(o.tests.flatMap((t) => t.backends));
   const backends = await startBackends(backendsNeeded, tools, loadgen, tmp, nginxInfo);
 
-  const plan = o.rows.flatMap((w) => o.tests.flatMap((t) => t.proxies.filter((p) => o.proxies.includes(p)).map((p) => ({ w, t, p }))));
-  const estS = plan.reduce((s, x) => s + (x.t.restartPerRun ? o.runs * 4 : 2 + o.runs * (o.durationS + 0.7)), 0);
+  // Runs are interleaved: round 1 of every proxy, then round 2, and so on, each run on a
+  // freshly started proxy. Noise from other work on the machine then falls on every proxy
+  // alike, instead of on whichever proxy ran during it (the ratios are what we compare).
+  const groups = o.rows.flatMap((w) => o.tests.map((t) => ({ w, t, proxies: t.proxies.filter((p) => o.proxies.includes(p)) })));
+  const estS = groups.reduce((s, g) => s + g.proxies.length * o.runs * (3 + (g.t.warmup ? 1 : 0) + o.durationS), 0);
   console.log(
     `Edgeport bench: ${o.tests.map((t) => t.id).join(', ')} | proxies ${o.proxies.join(', ')} | workers ${o.rows.join(', ')} | ` +
-      `${o.runs} run(s) x ${o.durationS}s | about ${Math.ceil(estS / 60)} min`,
+      `${o.runs} run(s) x ${o.durationS}s, interleaved | about ${Math.ceil(estS / 60)} min`,
   );
 
-  for (const { w, t, p } of plan) {
+  for (const { w, t, proxies } of groups) {
     if (interrupted) break;
-    const cell: Cell = { workers: w, cpus: PROXY_CPUS[w]!, test: t.id, proxy: p, status: 'ok', runs: [], summary: {} };
-    cells.push(cell);
-    const label = `[${w}w] ${t.id.padEnd(9)} ${PROXY_LABEL[p].padEnd(8)}`;
-    if (p === 'edgeport' && edgeportUnavailable) {
-      cell.status = 'skipped';
-      cell.reason = edgeportUnavailable;
-      continue;
-    }
-    const errors: string[] = [];
     for (const [id, b] of backends) {
       if (!b.isAlive()) throw new Error(`Backend ${id} died:\n${tail(b.output())}`);
     }
-    const dir = join(tmp, `${p}-${w}w`);
-    let handle: ProxyHandle | null = null;
-    try {
-      for (let i = 0; i < o.runs && !interrupted; i++) {
-        if (!handle) {
+    const errors = new Map<ProxyName, string[]>();
+    const groupCells = proxies.map((p) => {
+      const cell: Cell = { workers: w, cpus: PROXY_CPUS[w]!, test: t.id, proxy: p, status: 'ok', runs: [], summary: {} };
+      cells.push(cell);
+      errors.set(p, []);
+      return cell;
+    });
+    for (let i = 0; i < o.runs && !interrupted; i++) {
+      for (const cell of groupCells) {
+        if (interrupted) break;
+        const p = cell.proxy;
+        const label = `[${w}w] ${t.id.padEnd(9)} ${PROXY_LABEL[p].padEnd(8)}`;
+        if (p === 'edgeport' && edgeportUnavailable) {
+          cell.status = 'skipped';
+          cell.reason = edgeportUnavailable;
+          continue;
+        }
+        const errs = errors.get(p)!;
+        let handle: ProxyHandle | null = null;
+        try {
           try {
-            handle = await startProxy(p, w, dir, tools, nginxInfo);
+            handle = await startProxy(p, w, join(tmp, `${p}-${w}w`), tools, nginxInfo);
           } catch (err) {
             const msg = (err as Error).message;
             // never started in this bench: not runnable yet (skip it); started before: a real failure
@@ -433,69 +442,60 @@ async function main(): Promise<void> {
               console.warn(`${label} Edgeport did not start; skipping it from here on:\n${msg}`);
               cell.status = 'skipped';
               cell.reason = edgeportUnavailable;
-              break;
+              continue;
             }
             throw err;
           }
           if (p === 'edgeport') edgeportStarted = true;
-          const ctx0: RunContext = { tools, loadgen, durationS: o.durationS, proxy: p, proxyPid: handle.proc.pid };
-          if (t.warmup) await t.warmup(ctx0);
-        }
-        const ctx: RunContext = { tools, loadgen, durationS: o.durationS, proxy: p, proxyPid: handle.proc.pid };
-        const cpu0 = treeCpuTimes(handle.proc.pid);
-        const t0 = performance.now();
-        let m: Metrics;
-        try {
-          m = await t.run(ctx);
-        } catch (err) {
-          const out = handle.proc.output().trim();
-          const msg = `${(err as Error).message}${out ? `\n  ${p} output (tail):\n${tail(out, 8)}` : ''}`;
-          errors.push(msg);
-          if (!interrupted) console.warn(`${label} run ${i + 1} failed: ${msg}`);
-          if (!handle.proc.isAlive()) {
-            errors.push(`${p} exited:\n${tail(handle.proc.output())}`);
-            await stopProxy(handle);
-            handle = null;
+          const ctx: RunContext = { tools, loadgen, durationS: o.durationS, proxy: p, proxyPid: handle.proc.pid };
+          if (t.warmup) await t.warmup(ctx);
+          const cpu0 = treeCpuTimes(handle.proc.pid);
+          const t0 = performance.now();
+          let m: Metrics;
+          try {
+            m = await t.run(ctx);
+          } catch (err) {
+            const out = handle.proc.output().trim();
+            const msg = `${(err as Error).message}${out ? `\n  ${p} output (tail):\n${tail(out, 8)}` : ''}`;
+            errs.push(msg);
+            if (!interrupted) console.warn(`${label} run ${i + 1} failed: ${msg}`);
+            if (!handle.proc.isAlive()) errs.push(`${p} exited:\n${tail(handle.proc.output())}`);
+            continue;
           }
-          continue;
-        }
-        if (t.measureCpu) {
-          const cpu1 = treeCpuTimes(handle.proc.pid);
-          const userS = cpu1.user - cpu0.user;
-          const sysS = cpu1.sys - cpu0.sys;
-          const cpuS = userS + sysS;
-          m.cpuPct = (cpuS / ((performance.now() - t0) / 1000)) * 100;
-          if (t.cpuPer && m.work) {
-            m[t.cpuPer.key] = (cpuS * t.cpuPer.scale) / m.work;
-            if (t.cpuSplit) {
-              m[`${t.cpuPer.key}User`] = (userS * t.cpuPer.scale) / m.work;
-              m[`${t.cpuPer.key}Sys`] = (sysS * t.cpuPer.scale) / m.work;
+          if (t.measureCpu) {
+            const cpu1 = treeCpuTimes(handle.proc.pid);
+            const userS = cpu1.user - cpu0.user;
+            const sysS = cpu1.sys - cpu0.sys;
+            const cpuS = userS + sysS;
+            m.cpuPct = (cpuS / ((performance.now() - t0) / 1000)) * 100;
+            if (t.cpuPer && m.work) {
+              m[t.cpuPer.key] = (cpuS * t.cpuPer.scale) / m.work;
+              if (t.cpuSplit) {
+                m[`${t.cpuPer.key}User`] = (userS * t.cpuPer.scale) / m.work;
+                m[`${t.cpuPer.key}Sys`] = (sysS * t.cpuPer.scale) / m.work;
+              }
             }
           }
-        }
-        if (!handle.proc.isAlive()) {
-          errors.push(`${p} exited during run ${i + 1}:\n${tail(handle.proc.output())}`);
-          handle = null;
-          continue;
-        }
-        cell.runs.push(m);
-        console.log(`${label} run ${i + 1}/${o.runs}: ${allMetrics(t).filter((d) => d.key in m).map((d) => `${d.label} ${m[d.key]!.toFixed(d.digits)}${d.unit === '%' ? '%' : ` ${d.unit}`}`).join(', ')}`);
-        if (t.restartPerRun) {
-          await stopProxy(handle);
-          handle = null;
-        } else {
-          await sleep(300);
+          if (!handle.proc.isAlive()) {
+            errs.push(`${p} exited during run ${i + 1}:\n${tail(handle.proc.output())}`);
+            continue;
+          }
+          cell.runs.push(m);
+          console.log(`${label} run ${i + 1}/${o.runs}: ${allMetrics(t).filter((d) => d.key in m).map((d) => `${d.label} ${m[d.key]!.toFixed(d.digits)}${d.unit === '%' ? '%' : ` ${d.unit}`}`).join(', ')}`);
+        } catch (err) {
+          errs.push((err as Error).message);
+          if (!interrupted) console.warn(`${label} failed: ${(err as Error).message}`);
+        } finally {
+          if (handle) await stopProxy(handle);
         }
       }
-    } catch (err) {
-      errors.push((err as Error).message);
-      if (!interrupted) console.warn(`${label} failed: ${(err as Error).message}`);
-    } finally {
-      if (handle) await stopProxy(handle);
     }
-    cell.summary = summarizeRuns(cell.runs);
-    if (errors.length) cell.reason = errors.join('\n');
-    if (cell.status !== 'skipped' && cell.runs.length === 0) cell.status = 'error';
+    for (const cell of groupCells) {
+      cell.summary = summarizeRuns(cell.runs);
+      const errs = errors.get(cell.proxy)!;
+      if (errs.length) cell.reason = errs.join('\n');
+      if (cell.status !== 'skipped' && cell.runs.length === 0) cell.status = 'error';
+    }
   }
 
   for (const b of backends.values()) await stop(b, 2000);

@@ -7,7 +7,8 @@
 //             proxy on the public net API must do, and nothing else (no retries, timeouts,
 //             stats, scheduler, limits).
 //   node-raw  the same on libuv TCP handles without net.Socket (process.binding('tcp_wrap'):
-//             not a public API). Shows what the stream layer costs, not a way to build on.
+//             not a public API). Shows what the stream layer costs; Edgeport's default
+//             engine (lb/dataplane/tcp-raw.ts) is built the same way.
 //
 // Usage: node node-proxy.ts net|raw WORKERS   (WORKERS > 1: that many processes, reusePort)
 import { fork } from 'node:child_process';

@@ -33,7 +33,6 @@ export interface TestDef {
   proxies: readonly ProxyName[];
   needs: readonly Tool[];
   backends: readonly BackendId[];
-  restartPerRun: boolean; // a fresh proxy for each run (memory baseline)
   measureCpu: boolean;
   /** Proxy CPU per unit of work: cpuSeconds * scale / metrics.work (run() reports work). */
   cpuPer?: MetricDef & { scale: number };
@@ -153,7 +152,6 @@ export const TESTS: readonly TestDef[] = [
     proxies: ALL,
     needs: ['iperf3'],
     backends: ['iperf3'],
-    restartPerRun: false,
     measureCpu: true,
     cpuPer: { key: 'cpuMsPerGB', label: 'proxy CPU per GB', unit: 'ms', better: 'lower', digits: 0, scale: 1e3 },
     metrics: [{ key: 'gbps', label: 'throughput', unit: 'Gbit/s', better: 'higher', digits: 2 }, cpuMetric],
@@ -187,7 +185,6 @@ export const TESTS: readonly TestDef[] = [
     proxies: ALL,
     needs: ['wrk', 'nginx'],
     backends: ['http'],
-    restartPerRun: false,
     measureCpu: true,
     cpuPer: { key: 'cpuUsPerConn', label: 'proxy CPU per conn', unit: 'us', better: 'lower', digits: 1, scale: 1e6 },
     cpuSplit: true,
@@ -210,7 +207,6 @@ export const TESTS: readonly TestDef[] = [
     proxies: ALL,
     needs: ['wrk', 'nginx'],
     backends: ['http'],
-    restartPerRun: false,
     measureCpu: true,
     cpuPer: { key: 'cpuUsPerReq', label: 'proxy CPU per request', unit: 'us', better: 'lower', digits: 1, scale: 1e6 },
     metrics: [
@@ -234,7 +230,6 @@ export const TESTS: readonly TestDef[] = [
     proxies: ['edgeport', 'nginx'], // HAProxy has no UDP
     needs: ['cc'],
     backends: ['udp-echo'],
-    restartPerRun: false,
     measureCpu: true,
     cpuPer: { key: 'cpuUsPerQuery', label: 'proxy CPU per query', unit: 'us', better: 'lower', digits: 1, scale: 1e6 },
     metrics: [
@@ -258,7 +253,6 @@ export const TESTS: readonly TestDef[] = [
     proxies: ALL,
     needs: ['cc'],
     backends: ['tcp-echo'],
-    restartPerRun: true,
     measureCpu: false,
     metrics: [
       { key: 'kibPerConn', label: 'RSS per connection', unit: 'KiB', better: 'lower', digits: 1 },
