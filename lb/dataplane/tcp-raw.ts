@@ -15,8 +15,8 @@
 // when it drains (afterWrite).
 
 import type { Logger } from '../core/log.ts';
-import type { PortSpec } from '../core/types.ts';
-import { BackendPool, type BackendState } from './pool.ts';
+import { ListenerBase } from './listener.ts';
+import type { BackendState } from './pool.ts';
 import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 import { UV_EOF, uvBindings, uvError, type UvAddress, type UvBindings, type UvReq, type UvTcp } from './uv.ts';
@@ -210,35 +210,18 @@ function afterConnect(this: UvReq, status: number): void {
   else k.l.onConnected(k, u);
 }
 
-export class RawTcpListener {
-  readonly key: string;
-  service: string;
-  readonly vip: string;
-  spec: PortSpec;
-  readonly pool: BackendPool;
+export class RawTcpListener extends ListenerBase {
   readonly conns = new Set<Conn>();
   private server: UvTcp | undefined = undefined;
-  private readonly log: Logger;
   readonly now: () => number;
-  bytesRx = 0;
-  bytesTx = 0;
-  limitRejected = 0;
-  noBackend = 0;
-  private limitLoggedAt = -Infinity;
-  private readonly hooks: DataplaneHooks | undefined;
+  private acceptLoggedAt = -Infinity;
 
   constructor(ls: ListenerSpec, log: Logger, now: () => number, hooks?: DataplaneHooks) {
+    super(ls, log, hooks);
     const b = uvBindings();
     if (b === undefined) throw new Error('Cannot use the raw TCP engine: this Node has no tcp_wrap binding (use dataplane.engine: net)');
     uv = b;
-    this.hooks = hooks;
-    this.key = ls.key;
-    this.service = ls.service;
-    this.vip = ls.vip;
-    this.spec = ls.spec;
-    this.log = log;
     this.now = now;
-    this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
   }
 
   listen(): Promise<void> {
@@ -259,17 +242,6 @@ export class RawTcpListener {
     return Promise.resolve();
   }
 
-  update(ls: ListenerSpec): BackendState[] {
-    this.service = ls.service;
-    this.spec = ls.spec;
-    return this.pool.update(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
-  }
-
-  /** Health changed: new connections follow it; established ones are left to finish. */
-  setBackendUp(id: string, up: boolean): boolean {
-    return this.pool.setUp(id, up);
-  }
-
   /** Stop accepting: new connections are refused from now on. */
   close(): void {
     this.server?.close();
@@ -283,17 +255,15 @@ export class RawTcpListener {
 
   private onConnection(err: number, c: Handle | undefined): void {
     if (err !== 0 || c === undefined) {
-      if (this.log.debugEnabled) this.log.debug('accept failed', { listener: this.key, err: uvError(err, 'accept') });
+      // EMFILE, ENFILE, ENOBUFS: the host is out of something; say so, once per 10 s.
+      const now = this.now();
+      if (now - this.acceptLoggedAt >= 10_000) {
+        this.acceptLoggedAt = now;
+        this.log.warn('accept failed', { listener: this.key, err: uvError(err, 'accept') });
+      }
       return;
     }
-    const max = this.spec.limits.maxConnections;
-    if (max > 0 && this.conns.size >= max) {
-      this.limitRejected++;
-      const now = this.now();
-      if (now - this.limitLoggedAt >= 10_000) {
-        this.limitLoggedAt = now;
-        this.log.warn('connection limit reached: closing new connections', { listener: this.key, service: this.service, max, rejected: this.limitRejected });
-      }
+    if (this.overLimit(this.conns.size, this.spec.limits.maxConnections, this.now(), 'connection limit reached: closing new connections')) {
       c.close();
       return;
     }
@@ -466,19 +436,6 @@ export class RawTcpListener {
       rx += k.rx;
       tx += k.tx;
     }
-    return {
-      key: this.key,
-      service: this.service,
-      vip: this.vip,
-      port: this.spec.port,
-      protocol: 'TCP',
-      scheduler: this.pool.schedulerName,
-      bytesRx: rx,
-      bytesTx: tx,
-      udpSessionsActive: 0,
-      limitRejected: this.limitRejected,
-      noBackend: this.noBackend,
-      backends: this.pool.stats(),
-    };
+    return this.statsWith('TCP', rx, tx, 0);
   }
 }

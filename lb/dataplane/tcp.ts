@@ -11,8 +11,8 @@
 
 import net from 'node:net';
 import type { Logger } from '../core/log.ts';
-import type { PortSpec } from '../core/types.ts';
-import { BackendPool, type BackendState } from './pool.ts';
+import { ListenerBase } from './listener.ts';
+import type { BackendState } from './pool.ts';
 import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
@@ -105,33 +105,14 @@ function onUpstreamConnect(this: Side): void {
   if (this === c.upstream) c.l.onConnected(c, this);
 }
 
-export class TcpListener {
-  readonly key: string;
-  service: string;
-  readonly vip: string;
-  spec: PortSpec;
-  readonly pool: BackendPool;
+export class TcpListener extends ListenerBase {
   readonly conns = new Set<Conn>();
   private readonly server: net.Server;
-  private readonly log: Logger;
   private now: () => number;
-  bytesRx = 0;
-  bytesTx = 0;
-  limitRejected = 0;
-  noBackend = 0;
-  private limitLoggedAt = -Infinity;
-
-  private readonly hooks: DataplaneHooks | undefined;
 
   constructor(ls: ListenerSpec, log: Logger, now: () => number, hooks?: DataplaneHooks) {
-    this.hooks = hooks;
-    this.key = ls.key;
-    this.service = ls.service;
-    this.vip = ls.vip;
-    this.spec = ls.spec;
-    this.log = log;
+    super(ls, log, hooks);
     this.now = now;
-    this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (c) => this.onConnection(c as Side));
   }
 
@@ -145,17 +126,6 @@ export class TcpListener {
         resolve();
       });
     });
-  }
-
-  update(ls: ListenerSpec): BackendState[] {
-    this.service = ls.service;
-    this.spec = ls.spec;
-    return this.pool.update(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
-  }
-
-  /** Health changed: new connections follow it; established ones are left to finish. */
-  setBackendUp(id: string, up: boolean): boolean {
-    return this.pool.setUp(id, up);
   }
 
   /** Stop accepting: new connections are refused from now on. */
@@ -172,14 +142,7 @@ export class TcpListener {
   }
 
   private onConnection(client: Side): void {
-    const max = this.spec.limits.maxConnections;
-    if (max > 0 && this.conns.size >= max) {
-      this.limitRejected++;
-      const now = this.now();
-      if (now - this.limitLoggedAt >= 10_000) {
-        this.limitLoggedAt = now;
-        this.log.warn('connection limit reached: closing new connections', { listener: this.key, service: this.service, max, rejected: this.limitRejected });
-      }
+    if (this.overLimit(this.conns.size, this.spec.limits.maxConnections, this.now(), 'connection limit reached: closing new connections')) {
       client.destroy();
       return;
     }
@@ -345,19 +308,6 @@ export class TcpListener {
       rx += c.client.bytesRead;
       tx += c.client.bytesWritten;
     }
-    return {
-      key: this.key,
-      service: this.service,
-      vip: this.vip,
-      port: this.spec.port,
-      protocol: 'TCP',
-      scheduler: this.pool.schedulerName,
-      bytesRx: rx,
-      bytesTx: tx,
-      udpSessionsActive: 0,
-      limitRejected: this.limitRejected,
-      noBackend: this.noBackend,
-      backends: this.pool.stats(),
-    };
+    return this.statsWith('TCP', rx, tx, 0);
   }
 }

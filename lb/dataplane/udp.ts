@@ -10,8 +10,8 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../core/log.ts';
-import type { PortSpec } from '../core/types.ts';
-import { BackendPool, type BackendState } from './pool.ts';
+import { ListenerBase } from './listener.ts';
+import type { BackendState } from './pool.ts';
 import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
@@ -71,40 +71,21 @@ function send(s: Session, msg: Buffer): void {
   else s.up.send([s.header, msg]);
 }
 
-export class UdpListener {
-  readonly key: string;
-  service: string;
-  readonly vip: string;
-  spec: PortSpec;
-  readonly pool: BackendPool;
+export class UdpListener extends ListenerBase {
   /** Sessions by client port; sessions sharing a port chain through `next`. */
   private readonly sessions = new Map<number, Session>();
   /** Live sessions (they count as connections for drain). */
   readonly conns = { size: 0 };
   private readonly sock: dgram.Socket;
-  private readonly log: Logger;
   /** Coarse clock, advanced by the sweep. */
   now: number;
-  bytesRx = 0;
-  bytesTx = 0;
-  limitRejected = 0;
-  private limitLoggedAt = -Infinity;
-  noBackend = 0;
   private closing = false;
   /** Bound: from now on every lookup is of a client's address, an IP literal. */
   private bound = false;
 
-  private readonly hooks: DataplaneHooks | undefined;
-
   constructor(ls: ListenerSpec, log: Logger, now: number, hooks?: DataplaneHooks) {
-    this.hooks = hooks;
-    this.key = ls.key;
-    this.service = ls.service;
-    this.vip = ls.vip;
-    this.spec = ls.spec;
-    this.log = log;
+    super(ls, log, hooks);
     this.now = now;
-    this.pool = new BackendPool(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
     // Replies go to the client's address, always an IP literal: the default lookup would defer
     // each one to the next tick (dgram keeps bind() asynchronous that way, so bind keeps it).
     const lookup = (address: string, family: number, cb: (err: Error | null, address: string, family: number) => void): void => {
@@ -136,19 +117,13 @@ export class UdpListener {
     });
   }
 
-  update(ls: ListenerSpec): BackendState[] {
-    this.service = ls.service;
-    this.spec = ls.spec;
-    return this.pool.update(ls.spec.scheduler, ls.spec.backends, ls.spec.affinityTimeout);
-  }
-
   /**
    * Health changed. A backend going down ends its sessions: UDP gives the client no signal,
    * and a client that keeps sending would otherwise stay on a dead backend for as long as it
    * talks (IPVS's expire_nodest_conn). Its next datagram opens a session on a healthy one.
    */
-  setBackendUp(id: string, up: boolean): boolean {
-    if (!this.pool.setUp(id, up)) return false;
+  override setBackendUp(id: string, up: boolean): boolean {
+    if (!super.setBackendUp(id, up)) return false;
     if (!up) this.each((s) => s.backend.id === id && this.endSession(s));
     return true;
   }
@@ -212,15 +187,7 @@ export class UdpListener {
   }
 
   private newSession(addr: string, port: number): Session | undefined {
-    const max = this.spec.limits.maxUdpSessions;
-    if (max > 0 && this.conns.size >= max) {
-      this.limitRejected++;
-      if (this.now - this.limitLoggedAt >= 10_000) {
-        this.limitLoggedAt = this.now;
-        this.log.warn('udp session limit reached: dropping new sessions', { listener: this.key, service: this.service, max, rejected: this.limitRejected });
-      }
-      return undefined;
-    }
+    if (this.overLimit(this.conns.size, this.spec.limits.maxUdpSessions, this.now, 'udp session limit reached: dropping new sessions')) return undefined;
     const b = this.pool.scheduler.pick(addr) as BackendState | undefined;
     if (!b) {
       this.noBackend++;
@@ -283,19 +250,6 @@ export class UdpListener {
   }
 
   stats(): ListenerStats {
-    return {
-      key: this.key,
-      service: this.service,
-      vip: this.vip,
-      port: this.spec.port,
-      protocol: 'UDP',
-      scheduler: this.pool.schedulerName,
-      bytesRx: this.bytesRx,
-      bytesTx: this.bytesTx,
-      udpSessionsActive: this.conns.size,
-      limitRejected: this.limitRejected,
-      noBackend: this.noBackend,
-      backends: this.pool.stats(),
-    };
+    return this.statsWith('UDP', this.bytesRx, this.bytesTx, this.conns.size);
   }
 }
