@@ -72,3 +72,38 @@ export abstract class ListenerBase {
     };
   }
 }
+
+/** The half-closed bound when a port sets none (HAProxy's client-fin/server-fin). */
+export const DEFAULT_HALF_CLOSED = 60_000;
+
+/** The error of a dial the sweep gave up on. */
+export function connectTimeoutError(ms: number): NodeJS.ErrnoException {
+  return Object.assign(new Error(`connect timeout after ${ms}ms`), { code: 'EDGEPORT_ERR_CONNECT_TIMEOUT' });
+}
+
+/** What the sweep keeps per TCP connection, whatever the engine: when it dialed, last moved, half-closed. */
+export class ConnTimes {
+  /** Bytes seen at the last sweep, and when they last changed. */
+  seen = 0;
+  lastActive: number;
+  /** When the dial in flight started (its connect timeout runs from here). */
+  dialAt = 0;
+  halfSince = 0;
+
+  constructor(now: number) {
+    this.lastActive = now;
+  }
+
+  /**
+   * `bytes`: the client's bytes so far, both ways. True once idle for `idle` ms, or, after a
+   * side sent FIN, inactive for `half` ms: a reply still streaming after the client's FIN is
+   * not cut.
+   */
+  expired(bytes: number, now: number, idle: number, half: number): boolean {
+    if (bytes !== this.seen) {
+      this.seen = bytes;
+      this.lastActive = now;
+    }
+    return now - this.lastActive >= idle || (this.halfSince > 0 && now - Math.max(this.halfSince, this.lastActive) >= half);
+  }
+}

@@ -15,13 +15,12 @@
 // when it drains (afterWrite).
 
 import type { Logger } from '../core/log.ts';
-import { ListenerBase } from './listener.ts';
+import { connectTimeoutError, ConnTimes, DEFAULT_HALF_CLOSED, ListenerBase } from './listener.ts';
 import type { BackendState } from './pool.ts';
 import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 import { UV_EOF, uvBindings, uvError, type UvAddress, type UvBindings, type UvReq, type UvTcp } from './uv.ts';
 
-const DEFAULT_HALF_CLOSED = 60_000;
 /** Bytes queued to one side before the other side stops reading (net's highWaterMark). */
 const HIGH_WATER = 64 * 1024;
 
@@ -36,7 +35,7 @@ const SHUTTING = 4; // shutdown requested
 const STOPPED = 8; // reading stopped for backpressure (or while dialing)
 const CLOSED = 16; // handle closed
 
-class Conn {
+class Conn extends ConnTimes {
   readonly l: RawTcpListener;
   readonly c: Handle;
   u: Handle | undefined = undefined;
@@ -53,17 +52,13 @@ class Conn {
   tx = 0;
   upRx = 0;
   upTx = 0;
-  seen = 0;
-  lastActive: number;
-  dialAt = 0;
-  halfSince = 0;
   connected = false;
   closed = false;
 
   constructor(l: RawTcpListener, c: Handle, now: number) {
+    super(now);
     this.l = l;
     this.c = c;
-    this.lastActive = now;
   }
 }
 
@@ -375,8 +370,7 @@ export class RawTcpListener extends ListenerBase {
     if (this.log.debugEnabled) {
       this.log.debug('connection error', { listener: this.key, side: h === k.c ? 'client' : 'backend', err });
     }
-    setFlag(k, h, CLOSED);
-    h.close();
+    closeHandle(k, h, false);
     this.finish(k, true);
   }
 
@@ -415,14 +409,9 @@ export class RawTcpListener extends ListenerBase {
     const connect = this.spec.timeouts.connect;
     for (const k of this.conns) {
       if (!k.connected && k.u !== undefined && now - k.dialAt >= connect) {
-        this.dialFailed(k, Object.assign(new Error(`connect timeout after ${connect}ms`), { code: 'EDGEPORT_ERR_CONNECT_TIMEOUT' }));
+        this.dialFailed(k, connectTimeoutError(connect));
       }
-      const seen = k.rx + k.tx;
-      if (seen !== k.seen) {
-        k.seen = seen;
-        k.lastActive = now;
-      }
-      if (now - k.lastActive >= idle || (k.halfSince > 0 && now - Math.max(k.halfSince, k.lastActive) >= half)) {
+      if (k.expired(k.rx + k.tx, now, idle, half)) {
         if (this.log.debugEnabled) this.log.debug('connection timed out', { listener: this.key });
         this.finish(k, false);
       }

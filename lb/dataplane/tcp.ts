@@ -11,19 +11,18 @@
 
 import net from 'node:net';
 import type { Logger } from '../core/log.ts';
-import { ListenerBase } from './listener.ts';
+import { connectTimeoutError, ConnTimes, DEFAULT_HALF_CLOSED, ListenerBase } from './listener.ts';
 import type { BackendState } from './pool.ts';
 import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
-const DEFAULT_HALF_CLOSED = 60_000;
 
 /** A socket of a connection: the client's or the backend's. */
 interface Side extends net.Socket {
   conn: Conn;
 }
 
-class Conn {
+class Conn extends ConnTimes {
   readonly l: TcpListener;
   readonly client: Side;
   upstream: Side | undefined = undefined;
@@ -31,20 +30,14 @@ class Conn {
   tried: Set<BackendState> | undefined = undefined;
   /** Bytes of PROXY header written to the backend (not client data). */
   hdrLen = 0;
-  /** Bytes seen at the last sweep, and when they last changed. */
-  seen = 0;
-  lastActive: number;
-  /** When the dial in flight started (its connect timeout runs from here). */
-  dialAt = 0;
-  halfSince = 0;
   /** The backend accepted and bytes flow (counted in the backend's active connections). */
   connected = false;
   closed = false;
 
   constructor(l: TcpListener, client: Side, now: number) {
+    super(now);
     this.l = l;
     this.client = client;
-    this.lastActive = now;
   }
 }
 
@@ -286,14 +279,9 @@ export class TcpListener extends ListenerBase {
     const connect = this.spec.timeouts.connect;
     for (const c of this.conns) {
       if (!c.connected && c.upstream !== undefined && now - c.dialAt >= connect) {
-        this.dialFailed(c, Object.assign(new Error(`connect timeout after ${connect}ms`), { code: 'EDGEPORT_ERR_CONNECT_TIMEOUT' }));
+        this.dialFailed(c, connectTimeoutError(connect));
       }
-      const seen = c.client.bytesRead + c.client.bytesWritten;
-      if (seen !== c.seen) {
-        c.seen = seen;
-        c.lastActive = now;
-      }
-      if (now - c.lastActive >= idle || (c.halfSince > 0 && now - Math.max(c.halfSince, c.lastActive) >= half)) {
+      if (c.expired(c.client.bytesRead + c.client.bytesWritten, now, idle, half)) {
         if (this.log.debugEnabled) this.log.debug('connection timed out', { listener: this.key });
         c.client.destroy();
         c.upstream?.destroy();
