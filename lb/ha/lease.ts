@@ -178,14 +178,16 @@ export function candidates(vip: string, members: readonly Member[], exclude?: st
 
 /**
  * One VIP, one step. The preferred owner is the rendezvous choice among the candidates (an
- * expired holder is no candidate: it stopped renewing). A free or expired Lease goes to the
+ * expired holder is no candidate: it stopped renewing; but the holder never excludes itself). A free or expired Lease goes to the
  * preferred owner at once; anyone else takes it only after it stayed free for one lease
  * duration. The holder keeps it unless it cannot serve it while a peer can, or the preferred
  * owner has been live for the hold-down (a clean handover: release, the preferred one acquires).
  */
 export function decideVip(i: VipDecisionInput): VipDecision {
   const { lease, self, vip, now } = i;
-  const excluded = lease.holder !== '' && lease.expired ? lease.holder : undefined;
+  // Our own Lease expiring in our own view (renewals failing: the API server away or cut
+  // off) is no reason to hand over: we keep serving until another MAC announces the VIP.
+  const excluded = lease.holder !== '' && lease.holder !== self && lease.expired ? lease.holder : undefined;
   const cands = candidates(vip, i.members, excluded);
   const preferred = preferredOf(vip, cands);
   if (lease.holder === self) {

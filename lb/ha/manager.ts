@@ -268,7 +268,10 @@ export class HaManager {
         case 'keep':
           // A release in flight: the view still names us until it lands.
           if (this.busy.get(name) === 'release') break;
-          if (!this.owned.has(vip) && !this.yielded.has(vip)) this.take(vip, 'the Lease names us');
+          // Taken again from our view alone only while our last write of the Lease is within a
+          // lease duration: past it, peers may have judged it expired and taken it (a release
+          // that failed, a restart); the renewal below takes it once it lands.
+          if (!this.owned.has(vip) && !this.yielded.has(vip) && now - (this.lastOk.get(name) ?? -Infinity) < this.o.cfg.leaseDuration) this.take(vip, 'the Lease names us');
           if (lease && renewDue(name)) this.write(name, 'renew', () => this.o.coord.renew(lease, this.o.cfg.leaseDuration), () => this.take(vip, 'renewed'));
           break;
         case 'release':

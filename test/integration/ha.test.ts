@@ -23,11 +23,13 @@ const VIPS = ['10.9.0.1', '10.9.0.2', '10.9.0.3', '10.9.0.4', '10.9.0.5', '10.9.
 class Severable implements Coordination {
   private readonly inner: KubeLeases;
   severed = false;
+  /** Only its writes fail: the watch still brings the peers' renewals (a route to the API server lost one way). */
+  writesFail = false;
   constructor(inner: KubeLeases) {
     this.inner = inner;
   }
   private check(): void {
-    if (this.severed) throw Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' });
+    if (this.severed || this.writesFail) throw Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' });
   }
   start(events: LeaseWatchEvents): void {
     this.inner.start({
@@ -190,6 +192,27 @@ test('crash: the owner cut off from the API server keeps serving until a peer ta
   assert.deepEqual(a.owned(), mine);
   for (const v of mine) a.ha.foreignAnnouncement(v);
   assert.deepEqual(a.owned(), [], 'yielded at once: not renewed within the lease duration');
+});
+
+test('an owner whose writes fail while it still sees its peers keeps serving (no handover, no flap) until a peer holds the Lease', { timeout: 30_000 }, async (t) => {
+  const env = await setup(t);
+  const apps = [env.start('edge-a'), env.start('edge-b'), env.start('edge-c')];
+  await waitFor('the spread (after the hold-down)', () => spreadAsPreferred(env, apps), 10_000);
+  const a = apps.find((x) => x.owned().length > 0)!;
+  const mine = a.owned();
+  const mark = a.changes.length;
+  const t0 = performance.now();
+  a.coord.writesFail = true;
+  await waitFor('the peers hold every VIP of the cut-off owner', () => mine.every((v) => !['', a.name].includes(env.holders().get(vipLeaseName(v)) ?? '')), 5000);
+  const took = performance.now() - t0;
+  await waitFor('the cut-off owner stops serving them', () => a.owned().length === 0, 2000);
+  const after = a.changes.slice(mark);
+  t.diagnostic(`peers held the Leases ${took.toFixed(0)} ms after the cut; the old owner's owned-set changes: ${JSON.stringify(after.map((c) => ({ at: Math.round(c.at - t0), owned: c.owned })))}`);
+  for (let i = 0; i < after.length; i++) {
+    const prev = i === 0 ? mine : after[i - 1]!.owned;
+    assert.ok(after[i]!.owned.every((v) => prev.includes(v)), `never took a VIP again: ${JSON.stringify(after)}`);
+  }
+  assert.ok(after[0]!.at - t0 >= 1000, `kept serving until the Lease expired (first change ${(after[0]!.at - t0).toFixed(0)} ms after the cut)`);
 });
 
 test('a fresh owner does not yield to a foreign announcement: only one that could not renew does', { timeout: 30_000 }, async (t) => {

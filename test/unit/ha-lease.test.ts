@@ -140,6 +140,9 @@ test('decideVip: an expired holder is no candidate, so the crash failover goes s
   assert.equal(decideVip(input({ vip, self: other, lease: expired })).action, 'wait');
   const live = { ...expired, expired: false, freeSince: undefined };
   assert.equal(decideVip(input({ vip, self: second, lease: live })).action, 'wait', 'held and not expired: nobody else acquires');
+  // The holder itself, its own Lease expired in its own view (its renewals fail), keeps it:
+  // it does not hand over to the next preferred owner, that one takes it through the Lease.
+  assert.equal(decideVip(input({ vip, self: 'a', lease: expired, now: 100_000 })).action, 'keep', 'the holder never excludes itself, even with its peers live past the hold-down');
 });
 
 test('decideVip: the holder keeps it; hands over only after the preferred owner is live for the hold-down; a failed handover restarts it', () => {
