@@ -10,9 +10,11 @@
 // connection (objects, listeners, nextTicks, stream state): that is the gap.
 //
 // Hot path: one Conn object per connection, both handles carry it; module-level callbacks
-// (no closures per connection); a write that libuv completed at once allocates only its
-// request; reads stop while the peer's write queue is over HIGH_WATER and start again
-// when it drains (afterWrite).
+// (no closures per connection); each side reads into its own buffer (useUserBuffer), so a
+// read allocates nothing (Node's default is a fresh 64 KiB backing store per read, copied
+// into an ArrayBuffer of the read's size); a write that libuv completed at once allocates
+// nothing either (its request is reused); reads stop while the peer's write queue is over
+// HIGH_WATER and start again when it drains (afterWrite).
 
 import type { Logger } from '../core/log.ts';
 import { connectTimeoutError, ConnTimes, DEFAULT_HALF_CLOSED, ListenerBase } from './listener.ts';
@@ -23,6 +25,24 @@ import { UV_EOF, uvBindings, uvError, type UvAddress, type UvBindings, type UvRe
 
 /** Bytes queued to one side before the other side stops reading (net's highWaterMark). */
 const HIGH_WATER = 64 * 1024;
+
+/**
+ * A side's read buffer starts at READ_MIN (an idle connection costs two 1 KiB slices of Node's
+ * buffer pool). A read that fills it moves the next read to the next size up (1, 16, 64 KiB:
+ * bulk moves in 64 KiB reads; 16 KiB measured 0.7x the throughput); any other read sizes the
+ * next buffer to fit it, so a connection back to small messages, or idle, holds little. A
+ * read whose bytes a write or the dial still holds gets a fresh buffer for the next read;
+ * the holder keeps the old one alive.
+ */
+const READ_MIN = 1024;
+const READ_MID = 16 * 1024;
+const READ_MAX = 64 * 1024;
+
+export function nextReadBuffer(cur: Uint8Array, n: number, held: boolean): Uint8Array | undefined {
+  const size = n === cur.length ? (n < READ_MID ? READ_MID : READ_MAX) : n <= READ_MIN ? READ_MIN : n <= READ_MID ? READ_MID : READ_MAX;
+  if (!held && size === cur.length) return undefined;
+  return Buffer.allocUnsafe(size);
+}
 
 interface Handle extends UvTcp {
   conn: Conn;
@@ -54,6 +74,9 @@ class Conn extends ConnTimes {
   upTx = 0;
   connected = false;
   closed = false;
+  /** Where the next read of each side goes (libuv holds only a pointer: referenced here). */
+  cbuf: Uint8Array = Buffer.allocUnsafe(READ_MIN);
+  ubuf: Uint8Array | undefined = undefined;
 
   constructor(l: RawTcpListener, c: Handle, now: number) {
     super(now);
@@ -92,33 +115,52 @@ function closeHandle(k: Conn, h: Handle, rst: boolean): void {
 
 // ---- module-level callbacks: `this` is the handle or request, `.conn` its connection ----
 
-function onread(this: Handle, ab: ArrayBuffer | undefined): void {
+/** A read into the side's own buffer (useUserBuffer); returns where the next read goes, if elsewhere. */
+function onread(this: Handle): Uint8Array | undefined {
   const n = uv.state[uv.kReadBytesOrError]!;
   const k = this.conn;
-  if (k.closed) return;
+  if (k.closed) return undefined;
   if (n > 0) {
-    const buf = new Uint8Array(ab!, uv.state[uv.kArrayBufferOffset]!, n);
-    if (this === k.c) {
+    const client = this === k.c;
+    const own = client ? k.cbuf : k.ubuf!;
+    const buf = new Uint8Array(own.buffer, own.byteOffset, n);
+    let held = false;
+    if (client && !k.connected) {
       k.rx += n;
-      if (!k.connected) {
-        (k.pending ??= []).push(buf);
-        k.pendingBytes += n;
-        if (k.pendingBytes > HIGH_WATER) stopReading(k, this);
-        return;
-      }
-    } else k.upRx += n;
-    const peer = peerOf(this)!;
-    if (!(flagsOf(k, peer) & (CLOSED | SHUTTING))) write(k, peer, this, buf);
-    return;
+      (k.pending ??= []).push(buf);
+      k.pendingBytes += n;
+      if (k.pendingBytes > HIGH_WATER) stopReading(k, this);
+      held = true;
+    } else {
+      if (client) k.rx += n;
+      else k.upRx += n;
+      const peer = peerOf(this)!;
+      if (!(flagsOf(k, peer) & (CLOSED | SHUTTING))) held = write(k, peer, this, buf);
+    }
+    const next = nextReadBuffer(own, n, held);
+    if (next === undefined) return undefined;
+    if (client) k.cbuf = next;
+    else k.ubuf = next;
+    return next;
   }
   if (n === UV_EOF) {
     setFlag(k, this, EOF);
     if (k.halfSince === 0) k.halfSince = k.l.now();
+    if (!k.connected) return undefined;
+    const peer = peerOf(this)!;
+    // Both sides sent FIN and nothing is queued either way: closing both sends our FINs after
+    // the bytes in flight (nothing is left unread, so no reset), one request and callback
+    // sooner than a shutdown would.
+    if (flagsOf(k, peer) & EOF && this.writeQueueSize === 0 && peer.writeQueueSize === 0) {
+      k.l.finish(k, false);
+      return undefined;
+    }
     // Half-close travels on: the peer gets our FIN once every byte before it is written.
-    if (k.connected) shutdown(k, peerOf(this)!);
-    return;
+    shutdown(k, peer);
+    return undefined;
   }
   if (n < 0) k.l.sideError(k, this, uvError(n, 'read'));
+  return undefined;
 }
 
 function stopReading(k: Conn, h: Handle): void {
@@ -139,7 +181,8 @@ function startReading(k: Conn, h: Handle): void {
  */
 let spare: UvReq | undefined;
 
-function write(k: Conn, to: Handle, from: Handle | undefined, buf: Uint8Array): void {
+/** Writes `buf` to `to`; true when libuv still holds it (an asynchronous write). */
+function write(k: Conn, to: Handle, from: Handle | undefined, buf: Uint8Array): boolean {
   const req = spare ?? new uv.WriteWrap();
   spare = undefined;
   req.handle = to;
@@ -148,16 +191,17 @@ function write(k: Conn, to: Handle, from: Handle | undefined, buf: Uint8Array): 
   if (err !== 0) {
     spare = req;
     k.l.sideError(k, to, uvError(err, 'write'));
-    return;
+    return false;
   }
   if (to === k.c) k.tx += buf.length;
   else k.upTx += buf.length;
   if (uv.state[uv.kLastWriteWasAsync] === 0) {
     spare = req;
-    return;
+    return false;
   }
   req.buffer = buf; // libuv writes from it later
   if (from !== undefined && to.writeQueueSize > HIGH_WATER) stopReading(k, from);
+  return true;
 }
 
 function afterWrite(this: UvReq, status: number): void {
@@ -269,6 +313,7 @@ export class RawTcpListener extends ListenerBase {
     // The client is read while we dial (its first bytes wait in `pending`, up to HIGH_WATER):
     // a client that resets meanwhile is seen at once and the dial dropped.
     c.onread = onread;
+    c.useUserBuffer(k.cbuf);
     c.readStart();
     this.dial(k);
   }
@@ -323,6 +368,8 @@ export class RawTcpListener extends ListenerBase {
     this.pool.open(k.backend!);
     u.setNoDelay(true);
     u.onread = onread;
+    k.ubuf ??= Buffer.allocUnsafe(READ_MIN);
+    u.useUserBuffer(k.ubuf);
     u.readStart();
     if (this.spec.proxyProtocol !== 'none') {
       const peer = this.peer(k);

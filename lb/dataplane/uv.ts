@@ -25,7 +25,12 @@ export interface UvAddress {
 
 /** A libuv TCP handle (tcp_wrap.TCP). Methods return 0 or a negative libuv error. */
 export interface UvTcp {
-  onread: (ab: ArrayBuffer | undefined) => void;
+  /**
+   * A read: its size (or error) in state[kReadBytesOrError]. With useUserBuffer the bytes are
+   * at the start of that buffer (`ab` is undefined), and a buffer returned here is where the
+   * next read goes.
+   */
+  onread: (ab: ArrayBuffer | undefined) => Uint8Array | undefined;
   onconnection: (err: number, h: UvTcp | undefined) => void;
   readonly writeQueueSize: number;
   bind(addr: string, port: number, flags: number): number;
@@ -38,6 +43,11 @@ export interface UvTcp {
   readStart(): number;
   readStop(): number;
   writeBuffer(req: UvReq, buf: Uint8Array): number;
+  /**
+   * Read into `buf` instead of a fresh 64 KiB allocation per read. libuv keeps a raw pointer:
+   * the caller keeps `buf` referenced while it is the handle's read buffer.
+   */
+  useUserBuffer(buf: Uint8Array): void;
   shutdown(req: UvReq): number;
   setNoDelay(on: boolean): number;
   /** Close with RST (uv_tcp_close_reset); fails (EINVAL) once a shutdown is pending. */
@@ -84,7 +94,7 @@ export function uvBindings(): UvBindings | undefined {
       kLastWriteWasAsync: number;
     };
     const proto = tcp.TCP.prototype as unknown as Record<string, unknown>;
-    const methods = ['bind', 'bind6', 'listen', 'connect', 'connect6', 'getpeername', 'getsockname', 'readStart', 'readStop', 'writeBuffer', 'shutdown', 'setNoDelay', 'reset', 'close'];
+    const methods = ['bind', 'bind6', 'listen', 'connect', 'connect6', 'getpeername', 'getsockname', 'readStart', 'readStop', 'writeBuffer', 'useUserBuffer', 'shutdown', 'setNoDelay', 'reset', 'close'];
     if (methods.some((m) => typeof proto[m] !== 'function')) return undefined;
     if (!(sw.streamBaseState instanceof Int32Array) || typeof tcp.constants.UV_TCP_REUSEPORT !== 'number') return undefined;
     cached = {

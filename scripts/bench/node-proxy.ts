@@ -7,8 +7,9 @@
 //             proxy on the public net API must do, and nothing else (no retries, timeouts,
 //             stats, scheduler, limits).
 //   node-raw  the same on libuv TCP handles without net.Socket (process.binding('tcp_wrap'):
-//             not a public API). Shows what the stream layer costs; Edgeport's default
-//             engine (lb/dataplane/tcp-raw.ts) is built the same way.
+//             not a public API), each handle reading into its own buffer (useUserBuffer)
+//             instead of a fresh 64 KiB allocation per read. Shows what the stream layer
+//             costs; Edgeport's default engine (lb/dataplane/tcp-raw.ts) is built the same way.
 //
 // Usage: node node-proxy.ts net|raw WORKERS   (WORKERS > 1: that many processes, reusePort)
 import { fork } from 'node:child_process';
@@ -85,11 +86,15 @@ interface StreamBinding {
   ShutdownWrap: new () => RawReq;
   kReadBytesOrError: number;
   kArrayBufferOffset: number;
+  kLastWriteWasAsync: number;
   streamBaseState: Int32Array;
 }
 interface RawHandle {
   conn: RawConn;
-  onread: (ab: ArrayBuffer | undefined) => void;
+  /** Where the next read goes (useUserBuffer: libuv holds only a pointer). */
+  buf: Buffer;
+  onread: (ab: ArrayBuffer | undefined) => Buffer | undefined;
+  useUserBuffer(buf: Buffer): void;
   onconnection: (err: number, h: RawHandle) => void;
   writeQueueSize: number;
   bind(addr: string, port: number, flags: number): number;
@@ -105,13 +110,14 @@ interface RawHandle {
 interface RawReq {
   handle: RawHandle;
   oncomplete: (status: number, ...rest: unknown[]) => void;
-  async?: boolean;
   address?: string;
   port?: number;
 }
 
 const UV_EOF = -4095;
 const HIGH_WATER = 64 * 1024;
+const READ_MIN = 1024;
+const READ_MAX = 64 * 1024;
 
 class RawConn {
   readonly c: RawHandle;
@@ -153,13 +159,24 @@ function listenRaw(front: number, back: number): void {
     const k = this.handle.conn;
     if (status < 0 || ++k.shutdowns === 2) destroy(k);
   }
-  const write = (to: RawHandle, from: RawHandle, buf: Buffer): void => {
-    const req = new sb.WriteWrap();
+  /** Returns true while libuv still holds `buf` (an asynchronous write). */
+  const write = (to: RawHandle, from: RawHandle, buf: Buffer): boolean => {
+    const req = new sb.WriteWrap() as RawReq & { buffer?: Buffer };
     req.handle = to;
     req.oncomplete = afterWrite;
-    req.async = false;
-    if (to.writeBuffer(req, buf) !== 0) return destroy(to.conn);
+    if (to.writeBuffer(req, buf) !== 0) {
+      destroy(to.conn);
+      return false;
+    }
+    if (sb.streamBaseState[sb.kLastWriteWasAsync] === 0) return false;
+    req.buffer = buf;
     if (to.writeQueueSize > HIGH_WATER) from.readStop();
+    return true;
+  };
+  /** Each handle reads into its own buffer: grown when a read fills it, replaced when a write holds it. */
+  const userBuffer = (h: RawHandle): void => {
+    h.buf = Buffer.allocUnsafe(READ_MIN);
+    h.useUserBuffer(h.buf);
   };
   const shutdown = (h: RawHandle): void => {
     const req = new sb.ShutdownWrap();
@@ -167,19 +184,22 @@ function listenRaw(front: number, back: number): void {
     req.oncomplete = afterShutdown;
     if (h.shutdown(req) !== 0) destroy(h.conn);
   };
-  function onread(this: RawHandle, ab: ArrayBuffer | undefined): void {
+  function onread(this: RawHandle): Buffer | undefined {
     const n = state[sb.kReadBytesOrError]!;
     const k = this.conn;
     if (n > 0) {
-      const buf = Buffer.from(ab!, state[sb.kArrayBufferOffset]!, n);
+      const own = this.buf;
+      const buf = own.subarray(0, n);
+      let held = true;
       if (this === k.c && k.pending !== undefined) {
         k.pending.push(buf);
         k.pendingBytes += n;
         if (k.pendingBytes > HIGH_WATER) this.readStop();
-        return;
-      }
-      write(peerOf(this)!, this, buf);
-      return;
+      } else held = write(peerOf(this)!, this, buf);
+      const size = n === own.length ? Math.min(own.length * 16, READ_MAX) : n <= READ_MIN / 2 ? READ_MIN : own.length;
+      if (!held && size === own.length) return undefined;
+      this.buf = Buffer.allocUnsafe(size);
+      return this.buf;
     }
     if (n === UV_EOF) {
       this.readStop();
@@ -197,6 +217,7 @@ function listenRaw(front: number, back: number): void {
     if (status < 0) return destroy(k);
     u.setNoDelay(true);
     u.onread = onread;
+    userBuffer(u);
     u.readStart();
     const p = k.pending!;
     k.pending = undefined;
@@ -215,6 +236,7 @@ function listenRaw(front: number, back: number): void {
     const k = new RawConn(c);
     c.conn = k;
     c.onread = onread;
+    userBuffer(c);
     c.readStart();
     const u = new tcp.TCP(tcp.constants.SOCKET);
     u.conn = k;

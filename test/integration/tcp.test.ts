@@ -10,6 +10,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { silentLogger } from '../../lb/core/log.ts';
 import type { TcpEngine } from '../../lb/core/types.ts';
 import { Dataplane } from '../../lb/dataplane/dataplane.ts';
+import { nextReadBuffer } from '../../lb/dataplane/tcp-raw.ts';
 import type { ListenerStats } from '../../lb/dataplane/types.ts';
 import {
   BlackholeTcp,
@@ -139,6 +140,54 @@ const lb = (t: TestContext, init: PortSpecInit): Promise<Lb> => makeLb(t, init, 
       await waitFor(() => stats().backends[0]!.active === 0);
       assert.equal(stats().bytesRx, SIZE);
       assert.equal(stats().bytesTx, SIZE);
+    });
+
+    test('many small writes each way, to readers that keep pausing, arrive intact (hash)', async (t) => {
+      const COUNT = 12_000;
+      /** COUNT writes of 1..1500 random bytes, one segment each (no Nagle), honouring backpressure. */
+      async function send(s: net.Socket): Promise<string> {
+        s.setNoDelay(true);
+        const h = createHash('sha256');
+        for (let i = 0; i < COUNT; i++) {
+          const c = randomBytes(1 + ((i * 7919) % 1500));
+          h.update(c);
+          if (!s.write(c)) await within(once(s, 'drain'), 20_000, 'drain');
+        }
+        s.end();
+        return h.digest('hex');
+      }
+      /** Hash what arrives until FIN, pausing 100 ms of every 200 (the proxy's writes back up). */
+      function receive(s: net.Socket): Promise<{ n: number; hash: string }> {
+        const h = createHash('sha256');
+        let n = 0;
+        s.on('data', (d: Buffer) => {
+          n += d.length;
+          h.update(d);
+        });
+        const timer = setInterval(() => (s.isPaused() ? s.resume() : s.pause()), 100);
+        return new Promise((resolve) =>
+          s.once('end', () => {
+            clearInterval(timer);
+            resolve({ n, hash: h.digest('hex') });
+          }),
+        );
+      }
+      let backendSide: Promise<[string, { n: number; hash: string }]> | undefined;
+      const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+        backendSide = Promise.all([send(s), receive(s)]);
+      });
+      t.after(() => new Promise((r) => srv.close(r)));
+      await new Promise<void>((r) => srv.listen({ host: '127.0.0.1', port: 0 }, r));
+      const { port, stats } = await lb(t, { backends: [(srv.address() as net.AddressInfo).port] });
+      const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+      t.after(() => c.destroy());
+      await once(c, 'connect');
+      const [clientSent, clientGot] = await within(Promise.all([send(c), receive(c)]), 60_000, 'client side');
+      await waitFor(() => backendSide !== undefined);
+      const [backendSent, backendGot] = await within(backendSide!, 5000, 'backend side');
+      assert.equal(backendGot.hash, clientSent, 'client to backend intact');
+      assert.equal(clientGot.hash, backendSent, 'backend to client intact');
+      assert.equal(stats().bytesRx, backendGot.n);
     });
 
     test('a backend that does not read holds the client back (no unbounded buffering)', async (t) => {
@@ -551,4 +600,22 @@ const lb = (t: TestContext, init: PortSpecInit): Promise<Lb> => makeLb(t, init, 
       assert.equal(s.noBackend, 0);
     });
   });
+});
+
+test('raw engine read buffers: grow when a read fills one, fit the last read otherwise, fresh while a write holds the old', () => {
+  const K = 1024;
+  const size = (cur: number, n: number, held = false) => nextReadBuffer(new Uint8Array(cur), n, held)?.length ?? 'same';
+  const rows: [number, number, boolean, number | 'same'][] = [
+    [K, 100, false, 'same'],
+    [K, 100, true, K], // the old one is held: a new one of the same size
+    [K, K, false, 16 * K],
+    [16 * K, 16 * K, false, 64 * K],
+    [64 * K, 64 * K, false, 'same'],
+    [64 * K, 64 * K, true, 64 * K],
+    [64 * K, 20 * K, false, 'same'],
+    [64 * K, 3 * K, false, 16 * K],
+    [64 * K, 500, false, K], // back to small messages, or the last read before idle: 1 KiB again
+    [16 * K, 10 * K, false, 'same'],
+  ];
+  for (const [cur, n, held, want] of rows) assert.equal(size(cur, n, held), want, `${cur} bytes, read ${n}${held ? ', held' : ''}`);
 });
