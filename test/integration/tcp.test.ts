@@ -94,84 +94,37 @@ const lb = (t: TestContext, init: PortSpecInit): Promise<Lb> => makeLb(t, init, 
       assert.equal(s.backends[0]!.active, 0);
     });
 
-    test('64 MiB each way at once arrive intact (hash) through backpressure', async (t) => {
-      const SIZE = 64 << 20;
-      const CHUNK = 1 << 20;
-      /** Write SIZE bytes (chunk i: `base` with i in its first 4 bytes) honouring backpressure; returns their hash. */
-      async function send(s: net.Socket, base: Buffer): Promise<string> {
-        const h = createHash('sha256');
-        for (let i = 0; i < SIZE / CHUNK; i++) {
-          const c = Buffer.from(base);
-          c.writeUInt32BE(i, 0);
-          h.update(c);
-          if (!s.write(c)) await within(once(s, 'drain'), 20_000, 'drain');
-        }
-        s.end();
-        return h.digest('hex');
+    /** Writes chunk(0..count-1) honouring backpressure, then FIN; returns the hash of what it wrote. */
+    async function sendChunks(s: net.Socket, count: number, chunk: (i: number) => Buffer): Promise<string> {
+      const h = createHash('sha256');
+      for (let i = 0; i < count; i++) {
+        const c = chunk(i);
+        h.update(c);
+        if (!s.write(c)) await within(once(s, 'drain'), 20_000, 'drain');
       }
-      /** Hash what arrives until FIN. */
-      function receive(s: net.Socket): Promise<{ n: number; hash: string }> {
-        const h = createHash('sha256');
-        let n = 0;
-        s.on('data', (d: Buffer) => {
-          n += d.length;
-          h.update(d);
-        });
-        return new Promise((resolve) => s.once('end', () => resolve({ n, hash: h.digest('hex') })));
-      }
-      let backendSide: Promise<[string, { n: number; hash: string }]> | undefined;
-      const srv = net.createServer({ allowHalfOpen: true }, (s) => {
-        backendSide = Promise.all([send(s, randomBytes(CHUNK)), receive(s)]);
+      s.end();
+      return h.digest('hex');
+    }
+
+    /** Hashes what arrives until FIN; with `pauseMs`, reading pauses for pauseMs of every 2 * pauseMs. */
+    function receiveHash(s: net.Socket, pauseMs?: number): Promise<{ n: number; hash: string }> {
+      const h = createHash('sha256');
+      let n = 0;
+      s.on('data', (d: Buffer) => {
+        n += d.length;
+        h.update(d);
       });
-      t.after(() => new Promise((r) => srv.close(r)));
-      await new Promise<void>((r) => srv.listen({ host: '127.0.0.1', port: 0 }, r));
-      const { port, stats } = await lb(t, { backends: [(srv.address() as net.AddressInfo).port] });
+      const timer = pauseMs === undefined ? undefined : setInterval(() => (s.isPaused() ? s.resume() : s.pause()), pauseMs);
+      return new Promise((resolve) =>
+        s.once('end', () => {
+          clearInterval(timer);
+          resolve({ n, hash: h.digest('hex') });
+        }),
+      );
+    }
 
-      const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-      t.after(() => c.destroy());
-      await once(c, 'connect');
-      const [clientSent, clientGot] = await within(Promise.all([send(c, randomBytes(CHUNK)), receive(c)]), 30_000, 'client side');
-      await waitFor(() => backendSide !== undefined);
-      const [backendSent, backendGot] = await within(backendSide!, 5000, 'backend side');
-      assert.equal(clientGot.n, SIZE);
-      assert.equal(backendGot.n, SIZE);
-      assert.equal(backendGot.hash, clientSent, 'client to backend intact');
-      assert.equal(clientGot.hash, backendSent, 'backend to client intact');
-      await waitFor(() => stats().backends[0]!.active === 0);
-      assert.equal(stats().bytesRx, SIZE);
-      assert.equal(stats().bytesTx, SIZE);
-    });
-
-    test('many small writes each way, to readers that keep pausing, arrive intact (hash)', async (t) => {
-      const COUNT = 12_000;
-      /** COUNT writes of 1..1500 random bytes, one segment each (no Nagle), honouring backpressure. */
-      async function send(s: net.Socket): Promise<string> {
-        s.setNoDelay(true);
-        const h = createHash('sha256');
-        for (let i = 0; i < COUNT; i++) {
-          const c = randomBytes(1 + ((i * 7919) % 1500));
-          h.update(c);
-          if (!s.write(c)) await within(once(s, 'drain'), 20_000, 'drain');
-        }
-        s.end();
-        return h.digest('hex');
-      }
-      /** Hash what arrives until FIN, pausing 100 ms of every 200 (the proxy's writes back up). */
-      function receive(s: net.Socket): Promise<{ n: number; hash: string }> {
-        const h = createHash('sha256');
-        let n = 0;
-        s.on('data', (d: Buffer) => {
-          n += d.length;
-          h.update(d);
-        });
-        const timer = setInterval(() => (s.isPaused() ? s.resume() : s.pause()), 100);
-        return new Promise((resolve) =>
-          s.once('end', () => {
-            clearInterval(timer);
-            resolve({ n, hash: h.digest('hex') });
-          }),
-        );
-      }
+    /** Client and backend each send (`send`) and receive (`receive`) at once through the proxy; checks both ways arrive intact. */
+    async function bothWays(t: TestContext, send: (s: net.Socket) => Promise<string>, receive: (s: net.Socket) => Promise<{ n: number; hash: string }>, ms: number) {
       let backendSide: Promise<[string, { n: number; hash: string }]> | undefined;
       const srv = net.createServer({ allowHalfOpen: true }, (s) => {
         backendSide = Promise.all([send(s), receive(s)]);
@@ -182,12 +135,41 @@ const lb = (t: TestContext, init: PortSpecInit): Promise<Lb> => makeLb(t, init, 
       const c = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
       t.after(() => c.destroy());
       await once(c, 'connect');
-      const [clientSent, clientGot] = await within(Promise.all([send(c), receive(c)]), 60_000, 'client side');
+      const [clientSent, clientGot] = await within(Promise.all([send(c), receive(c)]), ms, 'client side');
       await waitFor(() => backendSide !== undefined);
       const [backendSent, backendGot] = await within(backendSide!, 5000, 'backend side');
       assert.equal(backendGot.hash, clientSent, 'client to backend intact');
       assert.equal(clientGot.hash, backendSent, 'backend to client intact');
+      await waitFor(() => stats().backends[0]!.active === 0);
       assert.equal(stats().bytesRx, backendGot.n);
+      assert.equal(stats().bytesTx, clientGot.n);
+      return { toBackend: backendGot.n, toClient: clientGot.n };
+    }
+
+    test('64 MiB each way at once arrive intact (hash) through backpressure', async (t) => {
+      const SIZE = 64 << 20;
+      const CHUNK = 1 << 20;
+      // Chunk i: a random base with i in its first 4 bytes.
+      const send = (s: net.Socket) => {
+        const base = randomBytes(CHUNK);
+        return sendChunks(s, SIZE / CHUNK, (i) => {
+          const c = Buffer.from(base);
+          c.writeUInt32BE(i, 0);
+          return c;
+        });
+      };
+      const got = await bothWays(t, send, (s) => receiveHash(s), 30_000);
+      assert.deepEqual(got, { toBackend: SIZE, toClient: SIZE });
+    });
+
+    test('many small writes each way, to readers that keep pausing, arrive intact (hash)', async (t) => {
+      // 12,000 writes of 1..1500 random bytes, one segment each (no Nagle); the readers pause
+      // 100 ms of every 200, so the proxy's writes back up while its reads stay small.
+      const send = (s: net.Socket) => {
+        s.setNoDelay(true);
+        return sendChunks(s, 12_000, (i) => randomBytes(1 + ((i * 7919) % 1500)));
+      };
+      await bothWays(t, send, (s) => receiveHash(s, 100), 60_000);
     });
 
     test('a backend that does not read holds the client back (no unbounded buffering)', async (t) => {
