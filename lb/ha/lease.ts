@@ -180,8 +180,9 @@ export function candidates(vip: string, members: readonly Member[], exclude?: st
  * One VIP, one step. The preferred owner is the rendezvous choice among the candidates (an
  * expired holder is no candidate: it stopped renewing; the holder never excludes itself). A
  * free or expired Lease goes to the preferred owner at once; anyone else takes it only after
- * it stayed free for one lease duration. The holder keeps it unless it cannot serve it while a peer can, or the preferred
- * owner has been live for the hold-down (a clean handover: release, the preferred one acquires).
+ * it stayed free for one lease duration. The holder keeps it unless it cannot serve it while
+ * a peer can, or the preferred owner has been live for the hold-down (a clean handover:
+ * release, the preferred one acquires).
  */
 export function decideVip(i: VipDecisionInput): VipDecision {
   const { lease, self, vip, now } = i;
