@@ -4,6 +4,7 @@
 import type { Logger } from '../core/log.ts';
 import type { PortSpec, Protocol } from '../core/types.ts';
 import { BackendPool, type BackendState } from './pool.ts';
+import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
 export abstract class ListenerBase {
@@ -45,6 +46,21 @@ export abstract class ListenerBase {
   }
 
   /** True (counted, and `msg` logged once per 10 s) when `active` has reached the limit `max` (0: none). */
+  /**
+   * The PROXY protocol header for a client (`src`) reaching `dst`, where an unknown local
+   * address or port is the listener's own; undefined when the port sends none.
+   */
+  protected proxyHeaderFor(src: { address?: string | undefined; port?: number | undefined }, dst: { address?: string | undefined; port?: number | undefined }): Buffer | undefined {
+    if (this.spec.proxyProtocol === 'none') return undefined;
+    return proxyHeader(this.spec.proxyProtocol, {
+      srcAddr: src.address ?? '',
+      srcPort: src.port ?? 0,
+      dstAddr: dst.address ?? this.vip,
+      dstPort: dst.port ?? this.spec.port,
+      protocol: this.spec.protocol,
+    });
+  }
+
   protected overLimit(active: number, max: number, now: number, msg: string): boolean {
     if (max <= 0 || active < max) return false;
     this.limitRejected++;

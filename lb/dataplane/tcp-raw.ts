@@ -19,7 +19,6 @@
 import type { Logger } from '../core/log.ts';
 import { connectTimeoutError, ConnTimes, DEFAULT_HALF_CLOSED, ListenerBase } from './listener.ts';
 import type { BackendState } from './pool.ts';
-import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 import { UV_EOF, uvBindings, uvError, type UvAddress, type UvBindings, type UvReq, type UvTcp } from './uv.ts';
 
@@ -372,16 +371,9 @@ export class RawTcpListener extends ListenerBase {
     u.useUserBuffer(k.ubuf);
     u.readStart();
     if (this.spec.proxyProtocol !== 'none') {
-      const peer = this.peer(k);
       const local: UvAddress = {};
       k.c.getsockname(local);
-      const hdr = proxyHeader(this.spec.proxyProtocol, {
-        srcAddr: peer.address ?? '',
-        srcPort: peer.port ?? 0,
-        dstAddr: local.address ?? this.vip,
-        dstPort: local.port ?? this.spec.port,
-        protocol: 'TCP',
-      });
+      const hdr = this.proxyHeaderFor(this.peer(k), local);
       if (hdr) {
         k.hdrLen = hdr.length;
         write(k, u, undefined, hdr);

@@ -13,7 +13,6 @@ import net from 'node:net';
 import type { Logger } from '../core/log.ts';
 import { connectTimeoutError, ConnTimes, DEFAULT_HALF_CLOSED, ListenerBase } from './listener.ts';
 import type { BackendState } from './pool.ts';
-import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
 
@@ -196,19 +195,11 @@ export class TcpListener extends ListenerBase {
     c.connected = true;
     this.pool.open(c.backend!);
     up.on('end', onEnd);
-    if (this.spec.proxyProtocol !== 'none') {
-      const client = c.client;
-      const hdr = proxyHeader(this.spec.proxyProtocol, {
-        srcAddr: client.remoteAddress ?? '',
-        srcPort: client.remotePort ?? 0,
-        dstAddr: client.localAddress ?? this.vip,
-        dstPort: client.localPort ?? this.spec.port,
-        protocol: 'TCP',
-      });
-      if (hdr) {
-        c.hdrLen = hdr.length;
-        up.write(hdr);
-      }
+    const client = c.client;
+    const hdr = this.proxyHeaderFor({ address: client.remoteAddress, port: client.remotePort }, { address: client.localAddress, port: client.localPort });
+    if (hdr) {
+      c.hdrLen = hdr.length;
+      up.write(hdr);
     }
     up.on('data', onData);
     c.client.on('data', onData);

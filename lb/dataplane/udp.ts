@@ -12,7 +12,6 @@ import { isIPv6 } from 'node:net';
 import type { Logger } from '../core/log.ts';
 import { ListenerBase } from './listener.ts';
 import type { BackendState } from './pool.ts';
-import { proxyHeader } from './proxyproto.ts';
 import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
 
 /** Datagrams held per session while its upstream socket connects. */
@@ -196,15 +195,7 @@ export class UdpListener extends ListenerBase {
     const up = dgram.createSocket(isIPv6(b.address) ? 'udp6' : 'udp4') as Upstream;
     const s = new Session(this, addr, port, b, up, this.now);
     up.session = s;
-    if (this.spec.proxyProtocol !== 'none') {
-      s.header = proxyHeader(this.spec.proxyProtocol, {
-        srcAddr: addr,
-        srcPort: port,
-        dstAddr: this.vip,
-        dstPort: this.spec.port,
-        protocol: 'UDP',
-      });
-    }
+    s.header = this.proxyHeaderFor({ address: addr, port }, {});
     s.next = this.sessions.get(port);
     this.sessions.set(port, s);
     this.conns.size++;
