@@ -63,7 +63,7 @@ export const SCHEDULERS: readonly SchedulerName[] = ['rr', 'wrr', 'lc', 'sh'];
 export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP'];
 export const PROXY_PROTOCOLS: readonly ProxyProtocol[] = ['none', 'v1', 'v2'];
 export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'none'];
-export const TCP_ENGINES: readonly TcpEngine[] = ['raw', 'net'];
+export const TCP_ENGINES: readonly TcpEngine[] = ['raw', 'net', 'epoll'];
 export const NODE_ADDRESS_TYPES: readonly string[] = ['InternalIP', 'ExternalIP', 'Hostname'];
 export const MAX_WEIGHT = 256;
 /** Node's timers hold at most 2^31-1 ms. */

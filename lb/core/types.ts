@@ -100,7 +100,7 @@ export interface HaSpec {
 }
 
 /** How TCP is proxied: raw libuv handles (default) or node:net sockets. */
-export type TcpEngine = 'raw' | 'net';
+export type TcpEngine = 'raw' | 'net' | 'epoll';
 
 export interface Config {
   node: { name: string };

@@ -6,13 +6,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../core/log.ts';
 import type { TcpEngine } from '../core/types.ts';
+import { EpollLoop } from './epoll.ts';
 import { TcpListener } from './tcp.ts';
+import { EpollTcpListener } from './tcp-epoll.ts';
 import { RawTcpListener } from './tcp-raw.ts';
 import { UdpListener } from './udp.ts';
 import type { ApplyResult, DataplaneHooks, DataplaneStats, DesiredState, ListenerSpec } from './types.ts';
 import { uvBindings } from './uv.ts';
 
-type Listener = TcpListener | RawTcpListener | UdpListener;
+type Listener = TcpListener | RawTcpListener | EpollTcpListener | UdpListener;
 
 interface Draining {
   l: Listener;
@@ -30,13 +32,17 @@ export class Dataplane {
   private queue: Promise<unknown> = Promise.resolve();
 
   private readonly hooks: DataplaneHooks | undefined;
-  /** The TCP engine in use: raw unless asked for net, or this Node lacks the bindings. */
+  /** The TCP engine in use: raw unless asked for net or epoll, or what was asked cannot run here. */
   readonly engine: TcpEngine;
 
   constructor(opts: { log: Logger; hooks?: DataplaneHooks; engine?: TcpEngine }) {
     this.hooks = opts.hooks;
     this.log = opts.log;
     this.engine = opts.engine ?? 'raw';
+    if (this.engine === 'epoll' && EpollLoop.get() === undefined) {
+      this.engine = 'raw';
+      this.log.warn('epoll TCP engine unavailable here (it needs Linux x64, the main thread and koffi): using raw', { platform: process.platform, arch: process.arch });
+    }
     if (this.engine === 'raw' && uvBindings() === undefined) {
       this.engine = 'net';
       this.log.warn('raw TCP engine unavailable on this Node (no tcp_wrap binding): using node:net', { node: process.version });
@@ -86,9 +92,11 @@ export class Dataplane {
     const l =
       ls.spec.protocol === 'UDP'
         ? new UdpListener(ls, this.log, Date.now(), this.hooks)
-        : this.engine === 'raw'
-          ? new RawTcpListener(ls, this.log, Date.now, this.hooks)
-          : new TcpListener(ls, this.log, Date.now, this.hooks);
+        : this.engine === 'epoll'
+          ? new EpollTcpListener(ls, this.log, Date.now, this.hooks)
+          : this.engine === 'raw'
+            ? new RawTcpListener(ls, this.log, Date.now, this.hooks)
+            : new TcpListener(ls, this.log, Date.now, this.hooks);
     try {
       await l.listen();
       this.listeners.set(ls.key, l);

@@ -73,7 +73,7 @@ function backend(l: ListenerStats, port: number) {
   return b;
 }
 
-for (const engine of ['raw', 'net'] as const) describe(`engine ${engine}`, () => {
+for (const engine of ['epoll', 'raw', 'net'] as const) describe(`engine ${engine}`, () => {
 const lb = (t: TestContext, init: PortSpecInit): Promise<Lb> => makeLb(t, init, engine);
 
   // --- bytes -----------------------------------------------------------------------------------
