@@ -63,7 +63,7 @@ export const SCHEDULERS: readonly SchedulerName[] = ['rr', 'wrr', 'lc', 'sh'];
 export const PROTOCOLS: readonly Protocol[] = ['TCP', 'UDP'];
 export const PROXY_PROTOCOLS: readonly ProxyProtocol[] = ['none', 'v1', 'v2'];
 export const HEALTH_CHECK_TYPES: readonly HealthCheckType[] = ['tcp', 'http', 'none'];
-export const TCP_ENGINES: readonly TcpEngine[] = ['raw', 'net', 'epoll'];
+export const TCP_ENGINES: readonly TcpEngine[] = ['epoll', 'raw', 'net'];
 export const NODE_ADDRESS_TYPES: readonly string[] = ['InternalIP', 'ExternalIP', 'Hostname'];
 export const MAX_WEIGHT = 256;
 /** Node's timers hold at most 2^31-1 ms. */
@@ -906,7 +906,7 @@ function readDocument(r: Reader, root: YMap, opts: ParseOptions): Config {
     else if (wNode.kind === 'scalar' && typeof wNode.value === 'number') workers = r.int(wNode, 1, 1024, 'a worker count') ?? 'auto';
     else r.add(wNode, `Use "auto" or a worker count in 1..1024, not ${describe(wNode)}`);
   }
-  const engine = r.oneOf(r.value(dMap, 'engine'), TCP_ENGINES) ?? 'raw';
+  const engine = r.oneOf(r.value(dMap, 'engine'), TCP_ENGINES) ?? 'epoll';
 
   const aMap = r.map(r.value(root, 'admin'), ADMIN_KEYS);
   const listen = readAdminListen(r, r.value(aMap, 'listen')) ?? { host: '127.0.0.1', port: 9470 };

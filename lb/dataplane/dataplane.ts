@@ -32,13 +32,13 @@ export class Dataplane {
   private queue: Promise<unknown> = Promise.resolve();
 
   private readonly hooks: DataplaneHooks | undefined;
-  /** The TCP engine in use: raw unless asked for net or epoll, or what was asked cannot run here. */
+  /** The TCP engine in use: epoll unless asked for raw or net, or what was asked cannot run here (then raw, then net). */
   readonly engine: TcpEngine;
 
   constructor(opts: { log: Logger; hooks?: DataplaneHooks; engine?: TcpEngine }) {
     this.hooks = opts.hooks;
     this.log = opts.log;
-    this.engine = opts.engine ?? 'raw';
+    this.engine = opts.engine ?? 'epoll';
     if (this.engine === 'epoll' && EpollLoop.get() === undefined) {
       this.engine = 'raw';
       this.log.warn('epoll TCP engine unavailable here (it needs Linux x64, the main thread and koffi): using raw', { platform: process.platform, arch: process.arch });

@@ -49,6 +49,7 @@ const READS_PER_EVENT = 8;
 /** Connections accepted per readiness of a listener before others get a turn. */
 const ACCEPTS_PER_EVENT = 64;
 const ECONNABORTED = 103;
+const ECONNREFUSED = 111;
 
 // Side flags.
 const EOF = 1; // the side sent FIN (we read EOF)
@@ -121,7 +122,7 @@ class Side implements EpollTarget {
     const k = this.k;
     if (k.closed) return;
     if (this.f & CONNECTING) {
-      connectDone(k, this);
+      connectDone(k, this, events);
       return;
     }
     if (events & EPOLLOUT && this.outBytes > 0) flush(k, this);
@@ -212,16 +213,16 @@ function readSide(k: Conn, s: Side): void {
 
 function onEof(k: Conn, s: Side): void {
   s.f |= EOF;
-  interest(s);
   if (k.halfSince === 0) k.halfSince = k.l.now();
-  if (!k.connected) return;
-  const peer = peerOf(k, s)!;
+  const peer = k.connected ? peerOf(k, s)! : undefined;
   // Both sides sent FIN and nothing is queued either way: closing both sends our FINs after
   // the bytes in flight (nothing is left unread, so no reset), with no shutdown call.
-  if (peer.f & EOF && s.outBytes === 0 && peer.outBytes === 0) {
+  if (peer !== undefined && peer.f & EOF && s.outBytes === 0 && peer.outBytes === 0) {
     k.l.finish(k, false);
     return;
   }
+  interest(s);
+  if (peer === undefined) return;
   // Half-close travels on: the peer gets our FIN once every byte before it is sent.
   shutdown(k, peer);
 }
@@ -231,10 +232,7 @@ function onEof(k: Conn, s: Side): void {
  * the epoll set (a hangup is reported until the descriptor closes) until it needs something.
  */
 function hangup(k: Conn, s: Side): void {
-  scratch.writeInt32LE(0, INT_OUT);
-  lenBuf.writeUInt32LE(4, 0);
-  loop.c.getsockopt(s.fd, SOL_SOCKET, SO_ERROR, scratchAt + INT_OUT, lenAt);
-  const err = scratch.readInt32LE(INT_OUT);
+  const err = socketError(s.fd);
   if (err !== 0) {
     k.l.sideError(k, s, uvError(-err, 'read'));
     return;
@@ -334,16 +332,30 @@ function closeSide(s: Side, rst: boolean): void {
   s.outBytes = 0;
 }
 
-function connectDone(k: Conn, u: Side): void {
+/**
+ * The dial's socket is ready. Writable with no error or hangup means connected (HAProxy reads
+ * it the same way): only a failure costs the SO_ERROR call that says why.
+ */
+function connectDone(k: Conn, u: Side, events: number): void {
   if (u !== k.u) return;
-  scratch.writeInt32LE(0, INT_OUT);
-  lenBuf.writeUInt32LE(4, 0);
-  loop.c.getsockopt(u.fd, SOL_SOCKET, SO_ERROR, scratchAt + INT_OUT, lenAt);
-  const err = scratch.readInt32LE(INT_OUT);
+  let err = 0;
+  if (events & (EPOLLERR | EPOLLHUP) || !(events & EPOLLOUT)) {
+    err = socketError(u.fd);
+    // A hangup with no error on a socket that never connected: refused all the same.
+    if (err === 0) err = ECONNREFUSED;
+  }
   const b = k.backend!;
   u.f &= ~CONNECTING;
   if (err !== 0) k.l.dialFailed(k, uvError(-err, 'connect', b.address, b.port));
   else k.l.onConnected(k, u);
+}
+
+/** The pending error of a socket (SO_ERROR, which also clears it); 0 for none. */
+function socketError(fd: number): number {
+  scratch.writeInt32LE(0, INT_OUT);
+  lenBuf.writeUInt32LE(4, 0);
+  loop.c.getsockopt(fd, SOL_SOCKET, SO_ERROR, scratchAt + INT_OUT, lenAt);
+  return scratch.readInt32LE(INT_OUT);
 }
 
 export class EpollTcpListener extends ListenerBase implements EpollTarget {

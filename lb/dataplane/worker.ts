@@ -30,7 +30,7 @@ const log = createLogger({
 });
 const dp = new Dataplane({
   log,
-  engine: (['net', 'epoll'] as const).find((e) => e === process.env.EDGEPORT_TCP_ENGINE) ?? ('raw' satisfies TcpEngine),
+  engine: (['net', 'raw'] as const).find((e) => e === process.env.EDGEPORT_TCP_ENGINE) ?? ('epoll' satisfies TcpEngine),
   hooks: {
     connectFailure: (listener, backend, reason) => process.send?.({ event: 'connectFailure', listener, backend, reason } satisfies WorkerEvent),
   },

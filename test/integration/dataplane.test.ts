@@ -247,7 +247,7 @@ describe('createDataplane with workers', () => {
     const ua = await UdpEcho.start('ua');
     t.after(() => ua.close());
     const before = childPids();
-    const dp = await createDataplane({ workers: 2, engine: 'raw', log: silentLogger, logLevel: 'error', pretty: false });
+    const dp = await createDataplane({ workers: 2, engine: 'epoll', log: silentLogger, logLevel: 'error', pretty: false });
     t.after(() => dp.stop(0));
     assert.equal(dp.workers, 2);
     const port = await freePort('127.0.0.1', true);
@@ -292,7 +292,7 @@ describe('createDataplane with workers', () => {
   test('a worker that dies is replaced and gets the last state and health', async (t) => {
     const [a, b] = await upstreams(t, 'name', 'a', 'b');
     const before = childPids();
-    const dp = await createDataplane({ workers: 2, engine: 'raw', log: silentLogger, logLevel: 'error', pretty: false });
+    const dp = await createDataplane({ workers: 2, engine: 'epoll', log: silentLogger, logLevel: 'error', pretty: false });
     t.after(() => dp.stop(0));
     const port = await freePort();
     const l = tcp(port, { backends: [a!.port, b!.port] });

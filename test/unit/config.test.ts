@@ -78,7 +78,7 @@ test('parseConfig gives a minimal config every default of SPEC', () => {
       nodeAddressType: 'InternalIP',
     },
     ha: { enabled: false, leaseNamespace: 'edgeport-system', leaseDuration: 1500, renewInterval: 300, holdDown: 30_000 },
-    dataplane: { workers: 'auto', engine: 'raw' },
+    dataplane: { workers: 'auto', engine: 'epoll' },
     admin: { listen: { host: '127.0.0.1', port: 9470 } },
     state: { dir: '/var/lib/edgeport' },
   };
