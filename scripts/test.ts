@@ -26,6 +26,7 @@ export const TEST_FILES = [
   'test/unit/k8s-convert.test.ts',
   'test/unit/ha-lease.test.ts',
   'test/integration/tcp.test.ts',
+  'test/integration/epoll.test.ts',
   'test/integration/udp.test.ts',
   'test/integration/dataplane.test.ts',
   'test/integration/health.test.ts',

@@ -8,7 +8,7 @@
 // where the raw libuv engine served 0.68x (same run, same host).
 //
 // Living beside libuv: the loop blocks in its own epoll_wait, whose set also holds libuv's
-// own epoll descriptor, so anything libuv watches (admin requests, IPC, signals, worker
+// own epoll descriptor (found by where a probe socket is registered), so anything libuv watches (admin requests, IPC, signals, worker
 // messages, thread-pool results) wakes it. It then yields: it handles the events it got,
 // schedules itself with setImmediate and returns, and libuv runs one turn (its timers, its
 // ready descriptors, nextTicks and promises) before the loop blocks again. libuv's timers
@@ -16,10 +16,11 @@
 // The loop runs only while something is registered (a listener or a connection), like a ref'd
 // handle.
 
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
+import { uvBindings, type UvTcp } from './uv.ts';
 
 type Koffi = typeof import('koffi');
 
@@ -112,23 +113,28 @@ export interface EpollTarget {
 }
 
 /**
- * libuv's own epoll descriptor: the lowest-numbered eventpoll descriptor of the process,
- * since the main thread's loop is made before any script runs. undefined when none is found.
+ * Finds libuv's epoll descriptor for this thread: the eventpoll descriptor whose watch list
+ * (/proc/self/fdinfo) holds `probeFd`, a socket libuv watches. The process has several (Node's
+ * platform threads run loops of their own), and the main loop's is not the first made.
  */
-function libuvEpollFd(): number | undefined {
-  let best: number | undefined;
+export function epollWatching(probeFd: number): number | undefined {
   for (const name of readdirSync('/proc/self/fd')) {
-    const fd = Number(name);
     let target: string;
+    let info: string;
     try {
       target = readlinkSync(`/proc/self/fd/${name}`);
+      if (target !== 'anon_inode:[eventpoll]') continue;
+      info = readFileSync(`/proc/self/fdinfo/${name}`, 'latin1');
     } catch {
       continue;
     }
-    if (target === 'anon_inode:[eventpoll]' && (best === undefined || fd < best)) best = fd;
+    if (new RegExp(`^tfd:\\s+${probeFd}\\s`, 'm').test(info)) return Number(name);
   }
-  return best;
+  return undefined;
 }
+
+/** How many turns the loop looks for libuv's descriptor before it settles for the 10 ms bound. */
+const FIND_TURNS = 20;
 
 export class EpollLoop {
   readonly c: Libc;
@@ -149,15 +155,36 @@ export class EpollLoop {
   private scheduled = false;
   private readonly run = (): void => this.turn();
 
-  private constructor(c: Libc, ep: number, uvFd: number) {
+  /**
+   * libuv's epoll descriptor once found (-1 before). Found through a probe: a listening socket
+   * libuv watches, made with the loop; libuv adds it to its epoll set in its next poll phase,
+   * before the loop's first turn, which looks it up and closes it.
+   */
+  uvFd = -1;
+  private probe: UvTcp | undefined;
+  private findTurns = 0;
+
+  private constructor(c: Libc, ep: number, probe: UvTcp) {
     this.c = c;
     this.ep = ep;
+    this.probe = probe;
     this.eventsAt = c.address(this.events);
     this.oneAt = c.address(this.one);
-    this.one.writeUInt32LE(EPOLLIN, 0);
-    this.one.writeUInt32LE(uvFd, 4);
-    this.one.writeUInt32LE(0, 8);
-    if (c.epoll_ctl(ep, EPOLL_CTL_ADD, uvFd, this.oneAt) < 0) throw new Error(`Cannot watch libuv's epoll descriptor: errno ${c.errno()}`);
+  }
+
+  private findLibuv(): void {
+    const probe = this.probe!;
+    const fd = epollWatching((probe as unknown as { fd: number }).fd);
+    if (fd !== undefined) {
+      this.one.writeUInt32LE(EPOLLIN, 0);
+      this.one.writeUInt32LE(fd, 4);
+      this.one.writeUInt32LE(0, 8);
+      if (this.c.epoll_ctl(this.ep, EPOLL_CTL_ADD, fd, this.oneAt) === 0) this.uvFd = fd;
+    }
+    if (this.uvFd >= 0 || ++this.findTurns >= FIND_TURNS) {
+      probe.close();
+      this.probe = undefined;
+    }
   }
 
   private static instance: EpollLoop | null | undefined;
@@ -168,12 +195,21 @@ export class EpollLoop {
     EpollLoop.instance = null;
     if (process.platform !== 'linux' || process.arch !== 'x64' || !isMainThread) return undefined;
     try {
-      const uvFd = libuvEpollFd();
-      if (uvFd === undefined) return undefined;
+      const uv = uvBindings();
+      if (uv === undefined) return undefined;
+      const probe = new uv.TCP(uv.SERVER);
+      if (probe.bind('127.0.0.1', 0, 0) !== 0 || probe.listen(1) !== 0 || typeof (probe as unknown as { fd: unknown }).fd !== 'number') {
+        probe.close();
+        return undefined;
+      }
       const c = load();
       const ep = c.epoll_create1(SOCK_CLOEXEC);
-      if (ep < 0) return undefined;
-      EpollLoop.instance = new EpollLoop(c, ep, uvFd);
+      if (ep < 0) {
+        probe.close();
+        return undefined;
+      }
+      probe.unref(); // the probe alone keeps no process alive
+      EpollLoop.instance = new EpollLoop(c, ep, probe);
     } catch {
       EpollLoop.instance = null;
     }
@@ -229,6 +265,7 @@ export class EpollLoop {
   private turn(): void {
     this.scheduled = false;
     if (this.registered === 0) return;
+    if (this.probe !== undefined) this.findLibuv();
     const c = this.c;
     const n = c.epoll_wait(this.ep, this.eventsAt, MAX_EVENTS, MAX_BLOCK_MS);
     const ev = this.events;

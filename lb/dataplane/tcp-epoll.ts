@@ -50,6 +50,7 @@ const READS_PER_EVENT = 8;
 const ACCEPTS_PER_EVENT = 64;
 const ECONNABORTED = 103;
 const ECONNREFUSED = 111;
+const EMPTY = Buffer.alloc(0);
 
 // Side flags.
 const EOF = 1; // the side sent FIN (we read EOF)
@@ -110,7 +111,9 @@ class Side implements EpollTarget {
   f = 0;
   /** The events asked of epoll now. */
   ev = 0;
+  /** Bytes the side could not take yet, oldest first from outHead (no Array.shift). */
   out: Buffer[] | undefined = undefined;
+  outHead = 0;
   outBytes = 0;
 
   constructor(k: Conn, fd: number) {
@@ -281,8 +284,8 @@ function send(k: Conn, to: Side, from: Side | undefined, buf: Buffer, at: number
 function flush(k: Conn, s: Side): void {
   const q = s.out!;
   const c = loop.c;
-  while (q.length > 0) {
-    const b = q[0]!;
+  while (s.outHead < q.length) {
+    const b = q[s.outHead]!;
     const r = c.send(s.fd, c.address(b), b.length, MSG_NOSIGNAL);
     if (r < 0) {
       const e = c.errno();
@@ -292,10 +295,14 @@ function flush(k: Conn, s: Side): void {
     }
     s.outBytes -= r;
     if (r < b.length) {
-      q[0] = b.subarray(r);
+      q[s.outHead] = b.subarray(r);
       break;
     }
-    q.shift();
+    q[s.outHead++] = EMPTY;
+  }
+  if (s.outBytes === 0) {
+    s.out = undefined;
+    s.outHead = 0;
   }
   interest(s);
   if (s.outBytes > 0) {
@@ -329,6 +336,7 @@ function closeSide(s: Side, rst: boolean): void {
   if (rst) loop.c.setsockopt(s.fd, SOL_SOCKET, SO_LINGER, scratchAt + LINGER0, 8);
   loop.close(s.fd);
   s.out = undefined;
+  s.outHead = 0;
   s.outBytes = 0;
 }
 

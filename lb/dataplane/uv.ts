@@ -53,6 +53,8 @@ export interface UvTcp {
   /** Close with RST (uv_tcp_close_reset); fails (EINVAL) once a shutdown is pending. */
   reset(): number;
   close(): void;
+  /** The handle alone no longer keeps the event loop (and the process) alive. */
+  unref(): void;
 }
 
 export interface UvBindings {
@@ -94,7 +96,7 @@ export function uvBindings(): UvBindings | undefined {
       kLastWriteWasAsync: number;
     };
     const proto = tcp.TCP.prototype as unknown as Record<string, unknown>;
-    const methods = ['bind', 'bind6', 'listen', 'connect', 'connect6', 'getpeername', 'getsockname', 'readStart', 'readStop', 'writeBuffer', 'useUserBuffer', 'shutdown', 'setNoDelay', 'reset', 'close'];
+    const methods = ['bind', 'bind6', 'listen', 'connect', 'connect6', 'getpeername', 'getsockname', 'readStart', 'readStop', 'writeBuffer', 'useUserBuffer', 'shutdown', 'setNoDelay', 'reset', 'close', 'unref'];
     if (methods.some((m) => typeof proto[m] !== 'function')) return undefined;
     if (!(sw.streamBaseState instanceof Int32Array) || typeof tcp.constants.UV_TCP_REUSEPORT !== 'number') return undefined;
     cached = {

@@ -1,6 +1,7 @@
 // Integration tests of the TCP data plane through real loopback sockets: a Dataplane in this
-// process, fake upstreams from test/support/upstreams.ts. Every test runs on both engines:
-// raw libuv handles (lb/dataplane/tcp-raw.ts, the default) and node:net (lb/dataplane/tcp.ts).
+// process, fake upstreams from test/support/upstreams.ts. Every test runs on all three engines:
+// the data plane's own epoll loop (lb/dataplane/tcp-epoll.ts, the default), raw libuv handles
+// (lb/dataplane/tcp-raw.ts) and node:net (lb/dataplane/tcp.ts).
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -537,6 +538,37 @@ const lb = (t: TestContext, init: PortSpecInit): Promise<Lb> => makeLb(t, init, 
       assert.equal(d.readUInt16BE(24), clientPort);
       assert.equal(d.readUInt16BE(26), port);
       assert.equal(d.subarray(28).toString(), 'payload');
+    });
+  });
+
+  // --- IPv6 ------------------------------------------------------------------------------------
+
+  describe('TcpListener IPv6', () => {
+    test('a VIP and a backend on ::1: bytes both ways, and the PROXY v1 header names both TCP6 addresses', async (t) => {
+      const got: Buffer[] = [];
+      const srv = net.createServer((s) => {
+        s.on('data', (d: Buffer) => {
+          got.push(d);
+          if (Buffer.concat(got).toString('latin1').endsWith('ping')) s.end('pong');
+        });
+      });
+      srv.listen({ host: '::1', port: 0 });
+      await once(srv, 'listening');
+      t.after(() => srv.close());
+      const dp = new Dataplane({ log: silentLogger, engine });
+      t.after(() => dp.stop(0));
+      const port = await freePort('::1');
+      const backends = [{ address: '::1', port: (srv.address() as net.AddressInfo).port }];
+      const res = await dp.apply({ listeners: [listener(portSpec(port, { backends, proxyProtocol: 'v1' }), '::1')] });
+      assert.deepEqual(res.failed, []);
+      const c = net.connect({ host: '::1', port });
+      t.after(() => c.destroy());
+      await once(c, 'connect');
+      c.end('ping');
+      const chunks: Buffer[] = [];
+      for await (const d of c) chunks.push(d as Buffer);
+      assert.equal(Buffer.concat(chunks).toString(), 'pong');
+      assert.equal(Buffer.concat(got).toString('latin1'), `PROXY TCP6 ::1 ::1 ${c.localPort} ${port}\r\nping`);
     });
   });
 
