@@ -30,7 +30,7 @@ const EDGEPORT_SHIM = join(dirname(EDGEPORT_MAIN), 'edgeport');
 const NODE_PROXY = join(import.meta.dirname, 'bench', 'node-proxy.ts');
 const PROXY_CPUS: Record<number, string> = { 1: '1', 2: '0,1' };
 const PROXY_LABEL: Record<ProxyName, string> = {
-  edgeport: 'Edgeport', haproxy: 'HAProxy', nginx: 'nginx', 'node-net': 'Node net', 'node-raw': 'Node raw',
+  edgeport: 'Edgeport', 'edgeport-raw': 'E raw', haproxy: 'HAProxy', nginx: 'nginx', 'node-net': 'Node net', 'node-raw': 'Node raw',
 };
 
 const HELP = `Usage: npm run bench -- [options]   (or: node scripts/bench.ts [options])
@@ -45,7 +45,8 @@ Options:
   --runs N             runs per figure
   --duration S         seconds per run (default 5)
   --only LIST          tests, comma-separated: ${TESTS.map((t) => t.id).join(',')}
-  --proxies LIST       proxies, comma-separated: edgeport,haproxy,nginx (the default), and the
+  --proxies LIST       proxies, comma-separated: edgeport,haproxy,nginx (the default);
+                       edgeport-raw (Edgeport on dataplane.engine: raw, the libuv engine); the
                        bare Node ceilings node-net (net.Server + net.connect, nothing else)
                        and node-raw (libuv handles without net.Socket; TCP tests only)
   --workers LIST       rows, comma-separated worker counts: 1,2 (default: 1,2)
@@ -231,14 +232,14 @@ async function startProxy(
     const args = ['--max-semi-space-size=8', NODE_PROXY, p === 'node-net' ? 'net' : 'raw', String(workers)];
     proc = start(p, process.execPath, args, { cpus, cwd: REPO });
   } else {
-    const cfg = edgeportConfig(dir, workers);
+    const cfg = edgeportConfig(dir, workers, p === 'edgeport-raw' ? 'raw' : undefined);
     const args = ['run', '--config', cfg, '--log-level', 'warn'];
     proc = existsSync(EDGEPORT_SHIM)
       ? start('edgeport', EDGEPORT_SHIM, args, { cpus, cwd: REPO })
       : start('edgeport', process.execPath, [EDGEPORT_MAIN, ...args], { cpus, cwd: REPO });
   }
   try {
-    if (p === 'edgeport') await waitHttpOk(`http://${HOST}:${PORTS.edgeportAdmin}/readyz`, 30_000, proc);
+    if (p === 'edgeport' || p === 'edgeport-raw') await waitHttpOk(`http://${HOST}:${PORTS.edgeportAdmin}/readyz`, 30_000, proc);
     // not bulkFront: a probe through it would reach iperf3 -s as a bogus test and make it
     // reset the next real one
     for (const port of [PORTS.httpFront, PORTS.holdFront]) await waitTcp(HOST, port, 15_000, proc);
@@ -343,9 +344,9 @@ async function main(): Promise<void> {
           vsNginx: Object.fromEntries(keys.map((k) => [k, ratio(e, other('nginx'), k)])),
         };
       });
-    // the bare Node ceilings against HAProxy, when measured (--proxies ...,node-net,node-raw)
+    // the raw engine and the bare Node ceilings against HAProxy, when measured (--proxies ...,edgeport-raw,node-raw)
     const ceilings = cells
-      .filter((c) => c.proxy === 'node-net' || c.proxy === 'node-raw')
+      .filter((c) => c.proxy === 'edgeport-raw' || c.proxy === 'node-net' || c.proxy === 'node-raw')
       .map((n) => {
         const h = cells.find((c) => c.workers === n.workers && c.test === n.test && c.proxy === 'haproxy');
         return { proxy: n.proxy, workers: n.workers, test: n.test, vsHaproxy: Object.fromEntries(Object.keys(n.summary).map((k) => [k, ratio(n, h, k)])) };

@@ -25,7 +25,7 @@ const TCP_PAIRS: ReadonlyArray<readonly [number, number]> = [
 ];
 
 /** node-net and node-raw: the bare Node ceilings of node-proxy.ts (TCP only, on request). */
-export type ProxyName = 'edgeport' | 'haproxy' | 'nginx' | 'node-net' | 'node-raw';
+export type ProxyName = 'edgeport' | 'edgeport-raw' | 'haproxy' | 'nginx' | 'node-net' | 'node-raw';
 
 export interface NginxInfo {
   streamLoadModule: string | null; // path for load_module, null when stream is built in
@@ -118,7 +118,8 @@ ${tcp}  server {
   return file;
 }
 
-export function edgeportConfig(dir: string, workers: number): string {
+/** Edgeport's configuration; `engine` set only to measure a TCP engine other than the default. */
+export function edgeportConfig(dir: string, workers: number, engine?: string): string {
   const file = join(dir, 'edgeport.yaml');
   const stateDir = join(dir, 'state');
   mkdirSync(stateDir, { recursive: true });
@@ -130,7 +131,7 @@ export function edgeportConfig(dir: string, workers: number): string {
     `announce: { mode: none }
 admin: { listen: ${HOST}:${PORTS.edgeportAdmin} }
 state: { dir: ${stateDir} }
-dataplane: { workers: ${workers} }
+dataplane: { workers: ${workers}${engine ? `, engine: ${engine}` : ''} }
 defaults: { healthCheck: { type: none } }
 services:
   - name: bench

@@ -74,8 +74,9 @@ function pad(s: string, w: number, right = false): string {
   return right ? s.padStart(w) : s.padEnd(w);
 }
 
-/** The bare Node ceilings (node-proxy.ts): a column each, and their ratio to HAProxy, when measured. */
+/** Edgeport on its raw engine and the bare Node ceilings (node-proxy.ts): a column each, and their ratio to HAProxy, when measured. */
 const CEILINGS: ReadonlyArray<{ proxy: ProxyName; title: string; ratio: string }> = [
+  { proxy: 'edgeport-raw', title: 'E raw', ratio: 'Eraw/HAProxy' },
   { proxy: 'node-net', title: 'Node net', ratio: 'Nnet/HAProxy' },
   { proxy: 'node-raw', title: 'Node raw', ratio: 'Nraw/HAProxy' },
 ];

@@ -142,7 +142,7 @@ const IDLE_CONNECTIONS = 5000;
 
 // ---- the tests ----
 
-const ALL: readonly ProxyName[] = ['edgeport', 'haproxy', 'nginx', 'node-net', 'node-raw'];
+const ALL: readonly ProxyName[] = ['edgeport', 'edgeport-raw', 'haproxy', 'nginx', 'node-net', 'node-raw'];
 const cpuMetric: MetricDef = { key: 'cpuPct', label: 'proxy CPU', unit: '%', better: 'lower', digits: 0 };
 
 export const TESTS: readonly TestDef[] = [
@@ -227,7 +227,7 @@ export const TESTS: readonly TestDef[] = [
   {
     id: 'udp',
     title: `UDP request/response, ${UDP_SOCKETS} sessions x ${UDP_WINDOW} in flight, ${UDP_SIZE} B`,
-    proxies: ['edgeport', 'nginx'], // HAProxy has no UDP
+    proxies: ['edgeport', 'edgeport-raw', 'nginx'], // HAProxy has no UDP
     needs: ['cc'],
     backends: ['udp-echo'],
     measureCpu: true,
