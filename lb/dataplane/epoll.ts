@@ -7,20 +7,21 @@
 // before closing it). A prototype of this loop served 0.82-0.98x HAProxy's new connections/s
 // where the raw libuv engine served 0.68x (same run, same host).
 //
-// Living beside libuv: the loop blocks in its own epoll_wait, whose set also holds libuv's
-// own epoll descriptor (found by where a probe socket is registered), so anything libuv watches (admin requests, IPC, signals, worker
-// messages, thread-pool results) wakes it. It then yields: it handles the events it got,
-// schedules itself with setImmediate and returns, and libuv runs one turn (its timers, its
-// ready descriptors, nextTicks and promises) before the loop blocks again. libuv's timers
-// cannot wake it, so it blocks at most MAX_BLOCK_MS: a Node timer fires at most that late.
-// The loop runs only while something is registered (a listener or a connection), like a ref'd
-// handle.
+// Living beside libuv, on one thread, with libuv in charge of blocking: while the loop has
+// events it runs as a setImmediate callback (epoll_wait with no wait, handle the batch, again
+// on the next turn), so libuv's poll does not block either and runs its own timers, ready
+// descriptors and completed writes between turns. When a turn finds nothing, the loop hands
+// its epoll descriptor to libuv to watch (a dup of it opened as a pipe handle) and libuv
+// blocks as usual: the read libuv then attempts on an epoll descriptor fails, and that
+// failure is the wake-up (the handle is closed, the loop turns again). So a Node timer or a
+// write completion is never held back by the loop, and an idle data plane costs no wake-ups.
+// The loop runs only while something is registered (a listener or a connection), like a
+// ref'd handle.
 
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
-import { uvBindings, type UvTcp } from './uv.ts';
+import type { UvTcp } from './uv.ts';
 
 type Koffi = typeof import('koffi');
 
@@ -50,8 +51,6 @@ const EPOLL_CTL_DEL = 2;
 const EPOLL_CTL_MOD = 3;
 const EPOLL_EVENT_SIZE = 12; // packed on x86-64: u32 events, u64 data (the fd in its low half)
 const MAX_EVENTS = 256;
-/** The longest the loop blocks: the most a Node timer fires late while the loop runs. */
-const MAX_BLOCK_MS = 10;
 
 /** libc's socket calls. Pointers are passed as addresses (numbers): koffi converts those cheaply. */
 export interface Libc {
@@ -72,6 +71,7 @@ export interface Libc {
   epoll_create1(flags: number): number;
   epoll_ctl(ep: number, op: number, fd: number, ev: number): number;
   epoll_wait(ep: number, evs: number, max: number, timeout: number): number;
+  dup(fd: number): number;
   errno(): number;
   address(b: Uint8Array): number;
 }
@@ -101,6 +101,7 @@ function load(): Libc {
     epoll_create1: lib.func('int epoll_create1(int)'),
     epoll_ctl: lib.func(`int epoll_ctl(int, int, int, ${P})`),
     epoll_wait: lib.func(`int epoll_wait(int, ${P}, int, int)`),
+    dup: lib.func('int dup(int)'),
     errno: () => koffi.errno(),
     address: (b: Uint8Array) => Number(koffi.address(b)),
   };
@@ -111,30 +112,6 @@ function load(): Libc {
 export interface EpollTarget {
   onEvents(fd: number, events: number): void;
 }
-
-/**
- * Finds libuv's epoll descriptor for this thread: the eventpoll descriptor whose watch list
- * (/proc/self/fdinfo) holds `probeFd`, a socket libuv watches. The process has several (Node's
- * platform threads run loops of their own), and the main loop's is not the first made.
- */
-export function epollWatching(probeFd: number): number | undefined {
-  for (const name of readdirSync('/proc/self/fd')) {
-    let target: string;
-    let info: string;
-    try {
-      target = readlinkSync(`/proc/self/fd/${name}`);
-      if (target !== 'anon_inode:[eventpoll]') continue;
-      info = readFileSync(`/proc/self/fdinfo/${name}`, 'latin1');
-    } catch {
-      continue;
-    }
-    if (new RegExp(`^tfd:\\s+${probeFd}\\s`, 'm').test(info)) return Number(name);
-  }
-  return undefined;
-}
-
-/** How many turns the loop looks for libuv's descriptor before it settles for the 10 ms bound. */
-const FIND_TURNS = 20;
 
 export class EpollLoop {
   readonly c: Libc;
@@ -152,64 +129,41 @@ export class EpollLoop {
    */
   private gens = new Uint32Array(1024);
   private registered = 0;
+  /** A turn is queued (setImmediate), or running. */
   private scheduled = false;
+  /** While idle: the pipe handle through which libuv watches the epoll descriptor. */
+  private armed: UvTcp | undefined = undefined;
+  private readonly wakeBuf = Buffer.alloc(16);
+  private readonly pipe: UvPipeBinding;
   private readonly run = (): void => this.turn();
+  private readonly wake = (): undefined => {
+    this.disarm();
+    this.turn();
+    return undefined;
+  };
 
-  /**
-   * libuv's epoll descriptor once found (-1 before). Found through a probe: a listening socket
-   * libuv watches, made with the loop; libuv adds it to its epoll set in its next poll phase,
-   * before the loop's first turn, which looks it up and closes it.
-   */
-  uvFd = -1;
-  private probe: UvTcp | undefined;
-  private findTurns = 0;
-
-  private constructor(c: Libc, ep: number, probe: UvTcp) {
+  private constructor(c: Libc, ep: number, pipe: UvPipeBinding) {
     this.c = c;
     this.ep = ep;
-    this.probe = probe;
+    this.pipe = pipe;
     this.eventsAt = c.address(this.events);
     this.oneAt = c.address(this.one);
   }
 
-  private findLibuv(): void {
-    const probe = this.probe!;
-    const fd = epollWatching((probe as unknown as { fd: number }).fd);
-    if (fd !== undefined) {
-      this.one.writeUInt32LE(EPOLLIN, 0);
-      this.one.writeUInt32LE(fd, 4);
-      this.one.writeUInt32LE(0, 8);
-      if (this.c.epoll_ctl(this.ep, EPOLL_CTL_ADD, fd, this.oneAt) === 0) this.uvFd = fd;
-    }
-    if (this.uvFd >= 0 || ++this.findTurns >= FIND_TURNS) {
-      probe.close();
-      this.probe = undefined;
-    }
-  }
-
   private static instance: EpollLoop | null | undefined;
 
-  /** The loop of this thread, or undefined where it cannot run (not Linux, not the main thread, no koffi). */
+  /** The loop of this thread, or undefined where it cannot run (not Linux x64, not the main thread, no koffi or pipe binding). */
   static get(): EpollLoop | undefined {
     if (EpollLoop.instance !== undefined) return EpollLoop.instance ?? undefined;
     EpollLoop.instance = null;
     if (process.platform !== 'linux' || process.arch !== 'x64' || !isMainThread) return undefined;
     try {
-      const uv = uvBindings();
-      if (uv === undefined) return undefined;
-      const probe = new uv.TCP(uv.SERVER);
-      if (probe.bind('127.0.0.1', 0, 0) !== 0 || probe.listen(1) !== 0 || typeof (probe as unknown as { fd: unknown }).fd !== 'number') {
-        probe.close();
-        return undefined;
-      }
+      const pipe = pipeBinding();
+      if (pipe === undefined) return undefined;
       const c = load();
       const ep = c.epoll_create1(SOCK_CLOEXEC);
-      if (ep < 0) {
-        probe.close();
-        return undefined;
-      }
-      probe.unref(); // the probe alone keeps no process alive
-      EpollLoop.instance = new EpollLoop(c, ep, probe);
+      if (ep < 0) return undefined;
+      EpollLoop.instance = new EpollLoop(c, ep, pipe);
     } catch {
       EpollLoop.instance = null;
     }
@@ -230,7 +184,8 @@ export class EpollLoop {
     if (this.c.epoll_ctl(this.ep, EPOLL_CTL_ADD, fd, this.oneAt) < 0) return -this.c.errno();
     this.targets[fd] = t;
     this.registered++;
-    if (!this.scheduled) {
+    // While armed, the new descriptor's events wake libuv; during a turn, the turn reschedules.
+    if (!this.scheduled && this.armed === undefined) {
       this.scheduled = true;
       setImmediate(this.run);
     }
@@ -248,38 +203,89 @@ export class EpollLoop {
   close(fd: number): void {
     if (this.targets[fd] !== undefined) {
       this.targets[fd] = undefined;
-      this.registered--;
+      this.unregistered();
     }
     this.c.close(fd);
   }
 
-  /** Forget `fd` without closing it: for a descriptor that was never registered, or is shared. */
+  /** Take `fd` out of the epoll set, open: it reports nothing until added again. */
   remove(fd: number): void {
     if (this.targets[fd] === undefined) return;
     this.c.epoll_ctl(this.ep, EPOLL_CTL_DEL, fd, this.oneAt);
     this.targets[fd] = undefined;
-    this.registered--;
+    this.unregistered();
   }
 
-  /** One turn: wait for events (or libuv's), handle them, and let libuv run before the next. */
+  private unregistered(): void {
+    // Nothing left: the armed handle must not keep the process alive.
+    if (--this.registered === 0) this.disarm();
+  }
+
+  /** One turn: take the ready events without waiting and handle them; then again, or arm. */
   private turn(): void {
     this.scheduled = false;
     if (this.registered === 0) return;
-    if (this.probe !== undefined) this.findLibuv();
-    const c = this.c;
-    const n = c.epoll_wait(this.ep, this.eventsAt, MAX_EVENTS, MAX_BLOCK_MS);
+    this.scheduled = true; // an add() during the turn queues nothing: the end of the turn decides
+    const n = this.c.epoll_wait(this.ep, this.eventsAt, MAX_EVENTS, 0);
     const ev = this.events;
-    for (let i = 0; i < n; i++) {
-      const at = i * EPOLL_EVENT_SIZE;
-      const fd = ev.readInt32LE(at + 4);
-      const t = this.targets[fd];
-      if (t !== undefined && ev.readUInt32LE(at + 8) === this.gens[fd]) t.onEvents(fd, ev.readUInt32LE(at));
-    }
-    if (this.registered > 0 && !this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.run);
+    try {
+      for (let i = 0; i < n; i++) {
+        const at = i * EPOLL_EVENT_SIZE;
+        const fd = ev.readInt32LE(at + 4);
+        const t = this.targets[fd];
+        if (t !== undefined && ev.readUInt32LE(at + 8) === this.gens[fd]) t.onEvents(fd, ev.readUInt32LE(at));
+      }
+    } finally {
+      this.scheduled = false;
+      if (this.registered > 0) {
+        if (n > 0) {
+          this.scheduled = true;
+          setImmediate(this.run);
+        } else this.arm();
+      }
     }
   }
+
+  /** Idle: let libuv watch the epoll descriptor and block as it would without this loop. */
+  private arm(): void {
+    const fd = this.c.dup(this.ep);
+    const p = fd < 0 ? undefined : new this.pipe.Pipe(this.pipe.SOCKET);
+    if (p === undefined || p.open(fd) !== 0) {
+      // Cannot hand it over (out of descriptors?): poll again on the next turn.
+      if (fd >= 0) this.c.close(fd);
+      this.scheduled = true;
+      setImmediate(this.run);
+      return;
+    }
+    p.onread = this.wake;
+    p.useUserBuffer(this.wakeBuf);
+    p.readStart();
+    this.armed = p;
+  }
+
+  private disarm(): void {
+    const p = this.armed;
+    if (p === undefined) return;
+    this.armed = undefined;
+    p.close(); // closes the dup, not the loop's descriptor
+  }
+}
+
+interface UvPipeBinding {
+  Pipe: new (type: number) => UvTcp & { open(fd: number): number };
+  SOCKET: number;
+}
+
+/** libuv's pipe handle (pipe_wrap), not a public API (see uv.ts); undefined when it has another shape. */
+function pipeBinding(): UvPipeBinding | undefined {
+  const pw = (process as unknown as { binding(name: string): unknown }).binding('pipe_wrap') as {
+    Pipe?: UvPipeBinding['Pipe'];
+    constants?: { SOCKET?: number };
+  };
+  const proto = pw.Pipe?.prototype as unknown as Record<string, unknown> | undefined;
+  if (pw.Pipe === undefined || typeof pw.constants?.SOCKET !== 'number' || proto === undefined) return undefined;
+  if (['open', 'readStart', 'useUserBuffer', 'close'].some((m) => typeof proto[m] !== 'function')) return undefined;
+  return { Pipe: pw.Pipe, SOCKET: pw.constants.SOCKET };
 }
 
 /** sockaddr_in or sockaddr_in6 for an address and port. */
