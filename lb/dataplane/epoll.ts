@@ -36,6 +36,8 @@ export const SO_ERROR = 4;
 export const SO_LINGER = 13;
 export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
+export const IPPROTO_IPV6 = 41;
+export const IPV6_V6ONLY = 26;
 export const TCP_NODELAY = 1;
 export const SHUT_WR = 1;
 export const MSG_NOSIGNAL = 0x4000;
@@ -51,6 +53,9 @@ const EPOLL_CTL_DEL = 2;
 const EPOLL_CTL_MOD = 3;
 const EPOLL_EVENT_SIZE = 12; // packed on x86-64: u32 events, u64 data (the fd in its low half)
 const MAX_EVENTS = 256;
+const F_DUPFD_CLOEXEC = 1030;
+/** When the epoll descriptor cannot be handed to libuv (no descriptor left for its dup), the loop polls at this period. */
+const ARM_RETRY_MS = 5;
 
 /** libc's socket calls. Pointers are passed as addresses (numbers): koffi converts those cheaply. */
 export interface Libc {
@@ -71,7 +76,7 @@ export interface Libc {
   epoll_create1(flags: number): number;
   epoll_ctl(ep: number, op: number, fd: number, ev: number): number;
   epoll_wait(ep: number, evs: number, max: number, timeout: number): number;
-  dup(fd: number): number;
+  fcntl(fd: number, cmd: number, arg: number): number;
   errno(): number;
   address(b: Uint8Array): number;
 }
@@ -101,7 +106,7 @@ function load(): Libc {
     epoll_create1: lib.func('int epoll_create1(int)'),
     epoll_ctl: lib.func(`int epoll_ctl(int, int, int, ${P})`),
     epoll_wait: lib.func(`int epoll_wait(int, ${P}, int, int)`),
-    dup: lib.func('int dup(int)'),
+    fcntl: lib.func('int fcntl(int, int, int)'),
     errno: () => koffi.errno(),
     address: (b: Uint8Array) => Number(koffi.address(b)),
   };
@@ -248,13 +253,14 @@ export class EpollLoop {
 
   /** Idle: let libuv watch the epoll descriptor and block as it would without this loop. */
   private arm(): void {
-    const fd = this.c.dup(this.ep);
+    const fd = this.c.fcntl(this.ep, F_DUPFD_CLOEXEC, 3);
     const p = fd < 0 ? undefined : new this.pipe.Pipe(this.pipe.SOCKET);
     if (p === undefined || p.open(fd) !== 0) {
-      // Cannot hand it over (out of descriptors?): poll again on the next turn.
+      // Cannot hand it over (out of descriptors?): poll again a little later, not in a spin.
+      p?.close();
       if (fd >= 0) this.c.close(fd);
       this.scheduled = true;
-      setImmediate(this.run);
+      setTimeout(this.run, ARM_RETRY_MS);
       return;
     }
     p.onread = this.wake;

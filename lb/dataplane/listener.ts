@@ -123,3 +123,61 @@ export class ConnTimes {
     return now - this.lastActive >= idle || (this.halfSince > 0 && now - Math.max(this.halfSince, this.lastActive) >= half);
   }
 }
+
+/** What the raw and epoll engines keep per connection, as their shared sweep and counters read it. */
+export interface SplicedConn extends ConnTimes {
+  readonly connected: boolean;
+  /** The backend side, while one is dialed or connected. */
+  readonly u: unknown;
+  /** Bytes read from and written to the client. */
+  readonly rx: number;
+  readonly tx: number;
+}
+
+/**
+ * The raw and epoll engines: a set of connections each spliced to one backend, the same
+ * sweep and the same counters, whatever carries the bytes.
+ */
+export abstract class SplicingTcpListener<K extends SplicedConn> extends ListenerBase {
+  readonly conns = new Set<K>();
+
+  /** The dial in flight failed (error, early reset, or the sweep saw its connect timeout): try another backend. */
+  abstract dialFailed(k: K, err: NodeJS.ErrnoException): void;
+  /** Close both sides (`rst`: with a reset, as a failure is passed on) and count the connection out. */
+  abstract finish(k: K, rst: boolean): void;
+
+  /** Close every connection still open (end of a drain). */
+  destroyAll(): void {
+    for (const k of this.conns) this.finish(k, false);
+  }
+
+  /**
+   * Called by the data plane's sweep: connect, idle and half-closed bounds. The half-closed
+   * bound is an inactivity bound once a side sent FIN (HAProxy's client-fin/server-fin): a
+   * reply that keeps streaming after the client's FIN is not cut.
+   */
+  sweep(now: number): void {
+    const idle = this.spec.timeouts.idle;
+    const half = this.spec.timeouts.halfClosed ?? DEFAULT_HALF_CLOSED;
+    const connect = this.spec.timeouts.connect;
+    for (const k of this.conns) {
+      if (!k.connected && k.u !== undefined && now - k.dialAt >= connect) {
+        this.dialFailed(k, connectTimeoutError(connect));
+      }
+      if (k.expired(k.rx + k.tx, now, idle, half)) {
+        if (this.log.debugEnabled) this.log.debug('connection timed out', { listener: this.key });
+        this.finish(k, false);
+      }
+    }
+  }
+
+  stats(): ListenerStats {
+    let rx = this.bytesRx;
+    let tx = this.bytesTx;
+    for (const k of this.conns) {
+      rx += k.rx;
+      tx += k.tx;
+    }
+    return this.statsWith('TCP', rx, tx, 0);
+  }
+}

@@ -12,6 +12,7 @@
 
 import type { Logger } from '../core/log.ts';
 import {
+  AF_INET6,
   EAGAIN,
   EINPROGRESS,
   EINTR,
@@ -22,7 +23,9 @@ import {
   EpollLoop,
   type EpollTarget,
   fromSockaddr,
+  IPPROTO_IPV6,
   IPPROTO_TCP,
+  IPV6_V6ONLY,
   MSG_NOSIGNAL,
   SHUT_WR,
   SO_ERROR,
@@ -36,9 +39,9 @@ import {
   SOL_SOCKET,
   TCP_NODELAY,
 } from './epoll.ts';
-import { connectTimeoutError, ConnTimes, DEFAULT_HALF_CLOSED, ListenerBase } from './listener.ts';
+import { ConnTimes, SplicingTcpListener } from './listener.ts';
 import type { BackendState } from './pool.ts';
-import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
+import type { DataplaneHooks, ListenerSpec } from './types.ts';
 import { uvError } from './uv.ts';
 
 /** Bytes queued to one side before the other side stops reading (net's highWaterMark). */
@@ -48,6 +51,8 @@ const READ_SIZE = 64 * 1024;
 const READS_PER_EVENT = 8;
 /** Connections accepted per readiness of a listener before others get a turn. */
 const ACCEPTS_PER_EVENT = 64;
+/** How long accepting pauses when the host is out of descriptors or buffers. */
+const ACCEPT_PAUSE_MS = 100;
 const ECONNABORTED = 103;
 const ECONNREFUSED = 111;
 const EMPTY = Buffer.alloc(0);
@@ -69,7 +74,8 @@ let scratch: Buffer;
 let scratchAt = 0;
 let lenBuf: Buffer;
 let lenAt = 0;
-const ONE = 0; // scratch offsets: an int 1 at 0, linger {1, 0} at 8, an int result at 16
+const ONE = 0; // scratch offsets: an int 1 at 0, an int 0 at 4, linger {1, 0} at 8, an int result at 16
+const ZERO = 4;
 const LINGER0 = 8;
 const INT_OUT = 16;
 const ADDR = 32;
@@ -175,7 +181,8 @@ function interest(s: Side): void {
     if (want === 0) return;
     s.f &= ~QUIET;
     s.ev = want;
-    loop.add(s.fd, want, s);
+    const e = loop.add(s.fd, want, s);
+    if (e !== 0) s.k.l.sideError(s.k, s, uvError(e, 'epoll_ctl'));
     return;
   }
   if (want === s.ev) return;
@@ -258,12 +265,13 @@ function startReading(s: Side): void {
 
 /** Sends `n` bytes at `at` (in `buf`) to `to`, queuing a copy of what it cannot take now. */
 function send(k: Conn, to: Side, from: Side | undefined, buf: Buffer, at: number, n: number): void {
-  if (to === k.c) k.tx += n;
-  else k.upTx += n;
   let sent = 0;
   if (to.outBytes === 0) {
     sent = loop.c.send(to.fd, at, n, MSG_NOSIGNAL);
-    if (sent === n) return;
+    if (sent === n) {
+      sent0(k, to, n);
+      return;
+    }
     if (sent < 0) {
       const e = loop.c.errno();
       if (e !== EAGAIN && e !== EINTR) {
@@ -276,8 +284,15 @@ function send(k: Conn, to: Side, from: Side | undefined, buf: Buffer, at: number
   const rest = Buffer.from(buf.subarray(sent, n));
   (to.out ??= []).push(rest);
   to.outBytes += rest.length;
+  sent0(k, to, n);
   interest(to);
   if (from !== undefined && to.outBytes > HIGH_WATER) stopReading(from);
+}
+
+/** Counts bytes sent or queued to a side (a failed send counts none). */
+function sent0(k: Conn, to: Side, n: number): void {
+  if (to === k.c) k.tx += n;
+  else k.upTx += n;
 }
 
 /** The side can take more: send what is queued, then pass on a FIN that waited, and read the peer again. */
@@ -302,6 +317,10 @@ function flush(k: Conn, s: Side): void {
   }
   if (s.outBytes === 0) {
     s.out = undefined;
+    s.outHead = 0;
+  } else if (s.outHead > 64 && s.outHead * 2 > q.length) {
+    // A queue that never drains (a slow reader of a long stream) must not grow without end.
+    q.splice(0, s.outHead);
     s.outHead = 0;
   }
   interest(s);
@@ -333,7 +352,8 @@ function shutdownNow(k: Conn, s: Side): void {
 function closeSide(s: Side, rst: boolean): void {
   if (s.f & CLOSED) return;
   s.f |= CLOSED;
-  if (rst) loop.c.setsockopt(s.fd, SOL_SOCKET, SO_LINGER, scratchAt + LINGER0, 8);
+  // As raw's reset(): once our FIN is on its way, close without a reset.
+  if (rst && !(s.f & (SHUT | SHUTTING))) loop.c.setsockopt(s.fd, SOL_SOCKET, SO_LINGER, scratchAt + LINGER0, 8);
   loop.close(s.fd);
   s.out = undefined;
   s.outHead = 0;
@@ -366,8 +386,7 @@ function socketError(fd: number): number {
   return scratch.readInt32LE(INT_OUT);
 }
 
-export class EpollTcpListener extends ListenerBase implements EpollTarget {
-  readonly conns = new Set<Conn>();
+export class EpollTcpListener extends SplicingTcpListener<Conn> implements EpollTarget {
   private fd = -1;
   readonly now: () => number;
   private acceptLoggedAt = -Infinity;
@@ -387,6 +406,8 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
     if (fd < 0) return Promise.reject(errnoError('socket', this.vip, this.spec.port));
     c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, scratchAt + ONE, 4);
     c.setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, scratchAt + ONE, 4);
+    // As libuv does: an IPv6 listener takes IPv4 clients too, whatever net.ipv6.bindv6only says.
+    if (sa.readUInt16LE(0) === AF_INET6) c.setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, scratchAt + ZERO, 4);
     let syscall = 'bind';
     let ok = c.bind(fd, c.address(sa), sa.length) === 0;
     if (ok) {
@@ -414,11 +435,6 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
     this.fd = -1;
   }
 
-  /** Close every connection still open (end of a drain). */
-  destroyAll(): void {
-    for (const k of this.conns) this.finish(k, false);
-  }
-
   /** The listening socket is ready: accept what waits (a bounded batch). */
   onEvents(): void {
     const c = loop.c;
@@ -428,16 +444,26 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
         const e = c.errno();
         if (e === EAGAIN) return;
         if (e === EINTR || e === ECONNABORTED) continue;
-        // EMFILE, ENFILE, ENOBUFS: the host is out of something; say so, once per 10 s.
+        // EMFILE, ENFILE, ENOBUFS: the host is out of something; say so, once per 10 s, and
+        // stop polling the listener for a while (it stays readable: polling it would spin).
         const now = this.now();
         if (now - this.acceptLoggedAt >= 10_000) {
           this.acceptLoggedAt = now;
           this.log.warn('accept failed', { listener: this.key, err: uvError(-e, 'accept') });
         }
+        this.pauseAccepting();
         return;
       }
       this.accepted(fd);
     }
+  }
+
+  private pauseAccepting(): void {
+    const fd = this.fd;
+    loop.mod(fd, 0);
+    setTimeout(() => {
+      if (this.fd === fd) loop.mod(fd, EPOLLIN);
+    }, ACCEPT_PAUSE_MS).unref();
   }
 
   private accepted(fd: number): void {
@@ -503,7 +529,6 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
     }
   }
 
-  /** The dial in flight failed (error, early reset, or the sweep saw its connect timeout): try another backend. */
   dialFailed(k: Conn, err: NodeJS.ErrnoException): void {
     const u = k.u;
     const b = k.backend;
@@ -535,13 +560,26 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
       if (hdr) {
         k.hdrLen = hdr.length;
         send(k, u, undefined, hdr, loop.c.address(hdr), hdr.length);
+        // A send that failed here was a reset before any byte: closed, or dialing another backend.
+        if (k.closed || k.u !== u) return;
       }
     }
     const p = k.pending;
     k.pending = undefined;
     k.pendingBytes = 0;
-    if (p !== undefined) for (const buf of p) if (!k.closed) send(k, u, k.c, buf, loop.c.address(buf), buf.length);
-    if (k.closed) return;
+    if (p !== undefined) {
+      for (let i = 0; i < p.length; i++) {
+        const buf = p[i]!;
+        send(k, u, k.c, buf, loop.c.address(buf), buf.length);
+        if (k.closed) return;
+        if (k.u !== u) {
+          // Reset before a byte got through: another backend is being dialed; it gets these.
+          k.pending = p.slice(i);
+          for (const b of k.pending) k.pendingBytes += b.length;
+          return;
+        }
+      }
+    }
     // A client that sent FIN before the backend accepted: pass it on now.
     if (k.c.f & EOF) shutdown(k, u);
     else if (u.outBytes <= HIGH_WATER) startReading(k.c);
@@ -555,7 +593,9 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
    */
   sideError(k: Conn, s: Side, err: NodeJS.ErrnoException): void {
     if (k.closed) return;
-    if (s === k.u && k.connected && k.upRx === 0 && k.upTx <= k.hdrLen && !(k.c.f & (EOF | CLOSED))) {
+    // (Not once the backend sent FIN, or the client got ours: a reset seen later on a side
+    // that no longer reads is not a failed dial.)
+    if (s === k.u && k.connected && k.upRx === 0 && k.upTx <= k.hdrLen && !(k.c.f & (EOF | CLOSED | SHUT | SHUTTING)) && !(s.f & EOF)) {
       k.connected = false;
       k.hdrLen = 0;
       k.upTx = 0;
@@ -578,7 +618,6 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
     if ((k.c.f & (EOF | SHUT)) === (EOF | SHUT) && (u.f & (EOF | SHUT)) === (EOF | SHUT)) this.finish(k, false);
   }
 
-  /** Close both sides (`rst`: with a reset, as a failure is passed on) and count the connection out. */
   finish(k: Conn, rst: boolean): void {
     if (k.closed) return;
     k.closed = true;
@@ -605,35 +644,5 @@ export class EpollTcpListener extends ListenerBase implements EpollTarget {
     if (r !== 0) return {};
     const a = fromSockaddr(scratch.subarray(ADDR, ADDR + 28));
     return a === undefined ? {} : { address: a.address, port: a.port };
-  }
-
-  /**
-   * Called by the data plane's sweep: connect, idle and half-closed bounds. The half-closed
-   * bound is an inactivity bound once a side sent FIN (HAProxy's client-fin/server-fin): a
-   * reply that keeps streaming after the client's FIN is not cut.
-   */
-  sweep(now: number): void {
-    const idle = this.spec.timeouts.idle;
-    const half = this.spec.timeouts.halfClosed ?? DEFAULT_HALF_CLOSED;
-    const connect = this.spec.timeouts.connect;
-    for (const k of this.conns) {
-      if (!k.connected && k.u !== undefined && now - k.dialAt >= connect) {
-        this.dialFailed(k, connectTimeoutError(connect));
-      }
-      if (k.expired(k.rx + k.tx, now, idle, half)) {
-        if (this.log.debugEnabled) this.log.debug('connection timed out', { listener: this.key });
-        this.finish(k, false);
-      }
-    }
-  }
-
-  stats(): ListenerStats {
-    let rx = this.bytesRx;
-    let tx = this.bytesTx;
-    for (const k of this.conns) {
-      rx += k.rx;
-      tx += k.tx;
-    }
-    return this.statsWith('TCP', rx, tx, 0);
   }
 }

@@ -17,9 +17,9 @@
 // HIGH_WATER and start again when it drains (afterWrite).
 
 import type { Logger } from '../core/log.ts';
-import { connectTimeoutError, ConnTimes, DEFAULT_HALF_CLOSED, ListenerBase } from './listener.ts';
+import { ConnTimes, SplicingTcpListener } from './listener.ts';
 import type { BackendState } from './pool.ts';
-import type { DataplaneHooks, ListenerSpec, ListenerStats } from './types.ts';
+import type { DataplaneHooks, ListenerSpec } from './types.ts';
 import { UV_EOF, uvBindings, uvError, type UvAddress, type UvBindings, type UvReq, type UvTcp } from './uv.ts';
 
 /** Bytes queued to one side before the other side stops reading (net's highWaterMark). */
@@ -248,8 +248,7 @@ function afterConnect(this: UvReq, status: number): void {
   else k.l.onConnected(k, u);
 }
 
-export class RawTcpListener extends ListenerBase {
-  readonly conns = new Set<Conn>();
+export class RawTcpListener extends SplicingTcpListener<Conn> {
   private server: UvTcp | undefined = undefined;
   readonly now: () => number;
   private acceptLoggedAt = -Infinity;
@@ -284,11 +283,6 @@ export class RawTcpListener extends ListenerBase {
   close(): void {
     this.server?.close();
     this.server = undefined;
-  }
-
-  /** Close every connection still open (end of a drain). */
-  destroyAll(): void {
-    for (const k of this.conns) this.finish(k, false);
   }
 
   private onConnection(err: number, c: Handle | undefined): void {
@@ -343,7 +337,6 @@ export class RawTcpListener extends ListenerBase {
     if (err !== 0) this.dialFailed(k, uvError(err, 'connect', b.address, b.port));
   }
 
-  /** The dial in flight failed (error, early reset, or the sweep saw its connect timeout): try another backend. */
   dialFailed(k: Conn, err: NodeJS.ErrnoException): void {
     const u = k.u;
     const b = k.backend;
@@ -418,7 +411,6 @@ export class RawTcpListener extends ListenerBase {
     if ((k.cf & (EOF | SHUT)) === (EOF | SHUT) && (k.uf & (EOF | SHUT)) === (EOF | SHUT)) this.finish(k, false);
   }
 
-  /** Close both sides (`rst`: with a reset, as a failure is passed on) and count the connection out. */
   finish(k: Conn, rst: boolean): void {
     if (k.closed) return;
     k.closed = true;
@@ -435,35 +427,5 @@ export class RawTcpListener extends ListenerBase {
     const out: UvAddress = {};
     k.c.getpeername(out);
     return out;
-  }
-
-  /**
-   * Called by the data plane's sweep: connect, idle and half-closed bounds. The half-closed
-   * bound is an inactivity bound once a side sent FIN (HAProxy's client-fin/server-fin): a
-   * reply that keeps streaming after the client's FIN is not cut.
-   */
-  sweep(now: number): void {
-    const idle = this.spec.timeouts.idle;
-    const half = this.spec.timeouts.halfClosed ?? DEFAULT_HALF_CLOSED;
-    const connect = this.spec.timeouts.connect;
-    for (const k of this.conns) {
-      if (!k.connected && k.u !== undefined && now - k.dialAt >= connect) {
-        this.dialFailed(k, connectTimeoutError(connect));
-      }
-      if (k.expired(k.rx + k.tx, now, idle, half)) {
-        if (this.log.debugEnabled) this.log.debug('connection timed out', { listener: this.key });
-        this.finish(k, false);
-      }
-    }
-  }
-
-  stats(): ListenerStats {
-    let rx = this.bytesRx;
-    let tx = this.bytesTx;
-    for (const k of this.conns) {
-      rx += k.rx;
-      tx += k.tx;
-    }
-    return this.statsWith('TCP', rx, tx, 0);
   }
 }
