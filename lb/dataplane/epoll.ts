@@ -77,6 +77,7 @@ export interface Libc {
   epoll_ctl(ep: number, op: number, fd: number, ev: number): number;
   epoll_wait(ep: number, evs: number, max: number, timeout: number): number;
   fcntl(fd: number, cmd: number, arg: number): number;
+  if_nametoindex(name: string): number;
   errno(): number;
   address(b: Uint8Array): number;
 }
@@ -107,6 +108,7 @@ function load(): Libc {
     epoll_ctl: lib.func(`int epoll_ctl(int, int, int, ${P})`),
     epoll_wait: lib.func(`int epoll_wait(int, ${P}, int, int)`),
     fcntl: lib.func('int fcntl(int, int, int)'),
+    if_nametoindex: lib.func('unsigned int if_nametoindex(const char *)'),
     errno: () => koffi.errno(),
     address: (b: Uint8Array) => Number(koffi.address(b)),
   };
@@ -294,13 +296,21 @@ function pipeBinding(): UvPipeBinding | undefined {
   return { Pipe: pw.Pipe, SOCKET: pw.constants.SOCKET };
 }
 
-/** sockaddr_in or sockaddr_in6 for an address and port. */
-export function sockaddr(address: string, port: number): Buffer {
+/**
+ * sockaddr_in or sockaddr_in6 for an address and port. An IPv6 zone (`fe80::1%eth0`, or
+ * `%2`) goes into sin6_scope_id: a number as it is, a name through `ifIndex`.
+ */
+export function sockaddr(address: string, port: number, ifIndex: (name: string) => number = () => 0): Buffer {
   if (isIPv6(address)) {
     const b = Buffer.alloc(28);
     b.writeUInt16LE(AF_INET6, 0);
     b.writeUInt16BE(port, 2);
     ipv6Bytes(address).copy(b, 8);
+    const pct = address.indexOf('%');
+    if (pct >= 0) {
+      const zone = address.slice(pct + 1);
+      b.writeUInt32LE(/^\d+$/.test(zone) ? Number(zone) : ifIndex(zone) >>> 0, 24);
+    }
     return b;
   }
   const b = Buffer.alloc(16);

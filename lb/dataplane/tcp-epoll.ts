@@ -104,7 +104,7 @@ const addrs = new WeakMap<BackendState, { sa: Buffer; at: number; family: number
 function backendAddr(b: BackendState): { sa: Buffer; at: number; family: number } {
   let a = addrs.get(b);
   if (a === undefined) {
-    const sa = sockaddr(b.address, b.port);
+    const sa = sockaddr(b.address, b.port, loop.c.if_nametoindex);
     a = { sa, at: loop.c.address(sa), family: sa.readUInt16LE(0) };
     addrs.set(b, a);
   }
@@ -401,7 +401,7 @@ export class EpollTcpListener extends SplicingTcpListener<Conn> implements Epoll
 
   listen(): Promise<void> {
     const c = loop.c;
-    const sa = sockaddr(this.vip, this.spec.port);
+    const sa = sockaddr(this.vip, this.spec.port, loop.c.if_nametoindex);
     const fd = c.socket(sa.readUInt16LE(0), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return Promise.reject(errnoError('socket', this.vip, this.spec.port));
     c.setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, scratchAt + ONE, 4);

@@ -6,13 +6,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { silentLogger } from '../../lb/core/log.ts';
 import { Dataplane } from '../../lb/dataplane/dataplane.ts';
-import { fromSockaddr, sockaddr } from '../../lb/dataplane/epoll.ts';
+import { EpollLoop, fromSockaddr, sockaddr } from '../../lb/dataplane/epoll.ts';
 import { freePort, listener, portSpec, request, TcpUpstream } from '../support/upstreams.ts';
 
 /** A Dataplane on the epoll engine serving one echo backend, stopped in t.after. */
@@ -123,7 +124,7 @@ test('Dataplane in a worker thread asked for the epoll engine uses raw (the loop
   assert.match(msg.warnings.join('\n'), /epoll TCP engine unavailable here/);
 });
 
-test('sockaddr and fromSockaddr: IPv4 and IPv6 both ways, IPv6 written as inet_ntop writes it (RFC 5952)', () => {
+test('sockaddr and fromSockaddr: IPv4 and IPv6 both ways, IPv6 written as inet_ntop writes it (RFC 5952), zones as scope ids', () => {
   const rows: [string, string][] = [
     ['127.0.0.1', '127.0.0.1'],
     ['10.20.30.40', '10.20.30.40'],
@@ -142,4 +143,12 @@ test('sockaddr and fromSockaddr: IPv4 and IPv6 both ways, IPv6 written as inet_n
     assert.deepEqual(fromSockaddr(sa), { address: want, port: 8080, family: input.includes(':') ? 'IPv6' : 'IPv4' }, input);
   }
   assert.equal(fromSockaddr(Buffer.alloc(28)), undefined, 'AF_UNSPEC');
+  // IPv6 zones: a number as it is, a name through the lookup given (libc's if_nametoindex).
+  assert.equal(sockaddr('fe80::1%7', 80).readUInt32LE(24), 7);
+  assert.equal(sockaddr('fe80::1%eth9', 80, (n) => (n === 'eth9' ? 42 : 0)).readUInt32LE(24), 42);
+  assert.equal(sockaddr('fe80::1', 80).readUInt32LE(24), 0);
+  assert.deepEqual(fromSockaddr(sockaddr('fe80::1%7', 80))?.address, 'fe80::1');
+  const loop = EpollLoop.get();
+  assert.ok(loop);
+  assert.equal(sockaddr('fe80::1%lo', 80, loop.c.if_nametoindex).readUInt32LE(24), Number(readFileSync('/sys/class/net/lo/ifindex', 'utf8')));
 });
