@@ -127,6 +127,9 @@ export class ConnTimes {
 /** What the raw and epoll engines keep per connection, as their shared sweep and counters read it. */
 export interface SplicedConn extends ConnTimes {
   readonly connected: boolean;
+  /** The backend dialed or connected, and every backend tried for this connection. */
+  backend: BackendState | undefined;
+  tried: Set<BackendState> | undefined;
   /** The backend side, while one is dialed or connected. */
   readonly u: unknown;
   /** Bytes read from and written to the client. */
@@ -145,6 +148,25 @@ export abstract class SplicingTcpListener<K extends SplicedConn> extends Listene
   abstract dialFailed(k: K, err: NodeJS.ErrnoException): void;
   /** Close both sides (`rst`: with a reset, as a failure is passed on) and count the connection out. */
   abstract finish(k: K, rst: boolean): void;
+  /** Pick a backend not tried yet and dial it. */
+  protected abstract dial(k: K): void;
+
+  /**
+   * The dial to `b` failed and its socket is closed: count it, then try another backend (each
+   * at most once, at most `retries` more), or reset the client when none is left.
+   */
+  protected retryOrGiveUp(k: K, b: BackendState, err: NodeJS.ErrnoException): void {
+    k.backend = undefined;
+    b.connectFailures++;
+    this.hooks?.connectFailure(this.key, b.id, err.code ?? err.message);
+    (k.tried ??= new Set()).add(b);
+    if (this.log.debugEnabled) this.log.debug('connect failed', { listener: this.key, backend: b.id, err });
+    if (k.tried.size <= this.spec.retries) this.dial(k);
+    else {
+      this.noBackend++;
+      this.finish(k, true);
+    }
+  }
 
   /** Close every connection still open (end of a drain). */
   destroyAll(): void {

@@ -486,7 +486,7 @@ export class EpollTcpListener extends SplicingTcpListener<Conn> implements Epoll
     this.dial(k);
   }
 
-  private dial(k: Conn): void {
+  protected dial(k: Conn): void {
     if (k.closed) return;
     const c = loop.c;
     // Only source hashing looks at the client: the others spare the getpeername call.
@@ -505,7 +505,7 @@ export class EpollTcpListener extends SplicingTcpListener<Conn> implements Epoll
     if (fd < 0) {
       const err = errnoError('connect', b.address, b.port);
       k.u = undefined;
-      this.failed(k, b, err);
+      this.retryOrGiveUp(k, b, err);
       return;
     }
     const u = new Side(k, fd);
@@ -535,20 +535,7 @@ export class EpollTcpListener extends SplicingTcpListener<Conn> implements Epoll
     if (u === undefined || b === undefined) return;
     closeSide(u, false);
     k.u = undefined;
-    this.failed(k, b, err);
-  }
-
-  private failed(k: Conn, b: BackendState, err: NodeJS.ErrnoException): void {
-    k.backend = undefined;
-    b.connectFailures++;
-    this.hooks?.connectFailure(this.key, b.id, err.code ?? err.message);
-    (k.tried ??= new Set()).add(b);
-    if (this.log.debugEnabled) this.log.debug('connect failed', { listener: this.key, backend: b.id, err });
-    if (k.tried.size <= this.spec.retries) this.dial(k);
-    else {
-      this.noBackend++;
-      this.finish(k, true);
-    }
+    this.retryOrGiveUp(k, b, err);
   }
 
   onConnected(k: Conn, u: Side): void {

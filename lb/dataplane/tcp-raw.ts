@@ -311,7 +311,7 @@ export class RawTcpListener extends SplicingTcpListener<Conn> {
     this.dial(k);
   }
 
-  private dial(k: Conn): void {
+  protected dial(k: Conn): void {
     if (k.closed) return;
     // Only source hashing looks at the client: the others spare the getpeername call.
     const key = this.pool.keyed ? this.peer(k).address ?? '' : '';
@@ -343,16 +343,7 @@ export class RawTcpListener extends SplicingTcpListener<Conn> {
     if (u === undefined || b === undefined) return;
     closeHandle(k, u, false);
     k.u = undefined;
-    k.backend = undefined;
-    b.connectFailures++;
-    this.hooks?.connectFailure(this.key, b.id, err.code ?? err.message);
-    (k.tried ??= new Set()).add(b);
-    if (this.log.debugEnabled) this.log.debug('connect failed', { listener: this.key, backend: b.id, err });
-    if (k.tried.size <= this.spec.retries) this.dial(k);
-    else {
-      this.noBackend++;
-      this.finish(k, true);
-    }
+    this.retryOrGiveUp(k, b, err);
   }
 
   onConnected(k: Conn, u: Handle): void {
