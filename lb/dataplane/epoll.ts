@@ -21,6 +21,7 @@
 import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import { isMainThread } from 'node:worker_threads';
+import { formatIp, parseIPv6 } from '../ipam/address.ts';
 import type { UvTcp } from './uv.ts';
 
 type Koffi = typeof import('koffi');
@@ -321,54 +322,22 @@ export function sockaddr(address: string, port: number, ifIndex: (name: string) 
   return b;
 }
 
+/** The 16 bytes of an IPv6 literal (its zone, if any, left out). */
 function ipv6Bytes(address: string): Buffer {
+  const pct = address.indexOf('%');
+  let v = parseIPv6(pct >= 0 ? address.slice(0, pct) : address) ?? 0n;
   const out = Buffer.alloc(16);
-  let s = address;
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  // A dotted IPv4 tail (::ffff:1.2.3.4) becomes two groups.
-  const dot = s.lastIndexOf('.');
-  if (dot >= 0) {
-    const colon = s.lastIndexOf(':');
-    const v4 = s.slice(colon + 1).split('.').map(Number);
-    s = `${s.slice(0, colon + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
-  }
-  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, undefined];
-  const h = head === '' ? [] : head.split(':');
-  const t = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16), i * 2);
+  for (let i = 15; i >= 0; i--, v >>= 8n) out[i] = Number(v & 0xffn);
   return out;
 }
 
-/** The address and port in a sockaddr_in or sockaddr_in6, as Node writes them. */
+/** The address and port in a sockaddr_in or sockaddr_in6, as Node writes them (IPv6 as RFC 5952, as inet_ntop). */
 export function fromSockaddr(b: Buffer): { address: string; port: number; family: string } | undefined {
   const family = b.readUInt16LE(0);
   const port = b.readUInt16BE(2);
   if (family === AF_INET) return { address: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port, family: 'IPv4' };
   if (family !== AF_INET6) return undefined;
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(8 + i * 2));
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
-    return { address: `::ffff:${b[20]}.${b[21]}.${b[22]}.${b[23]}`, port, family: 'IPv6' };
-  }
-  // RFC 5952: the longest run of two or more zero groups (the first of equals) becomes "::".
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  const address = best < 0 ? hex.join(':') : `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
-  return { address, port, family: 'IPv6' };
+  let v = 0n;
+  for (let i = 8; i < 24; i++) v = (v << 8n) | BigInt(b[i]!);
+  return { address: formatIp(v, 6), port, family: 'IPv6' };
 }

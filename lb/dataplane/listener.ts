@@ -124,17 +124,26 @@ export class ConnTimes {
   }
 }
 
-/** What the raw and epoll engines keep per connection, as their shared sweep and counters read it. */
-export interface SplicedConn extends ConnTimes {
-  readonly connected: boolean;
-  /** The backend dialed or connected, and every backend tried for this connection. */
-  backend: BackendState | undefined;
-  tried: Set<BackendState> | undefined;
+/** What the raw and epoll engines keep per connection, besides the two sides themselves. */
+export abstract class SplicedConn extends ConnTimes {
   /** The backend side, while one is dialed or connected. */
-  readonly u: unknown;
-  /** Bytes read from and written to the client. */
-  readonly rx: number;
-  readonly tx: number;
+  abstract readonly u: unknown;
+  /** The backend dialed or connected, and every backend tried for this connection. */
+  backend: BackendState | undefined = undefined;
+  tried: Set<BackendState> | undefined = undefined;
+  /** Client bytes read before the backend accepted. */
+  pending: Uint8Array[] | undefined = undefined;
+  pendingBytes = 0;
+  /** Bytes of PROXY header sent to the backend (not client data). */
+  hdrLen = 0;
+  /** Bytes read from / written to the client, and from / to the backend. */
+  rx = 0;
+  tx = 0;
+  upRx = 0;
+  upTx = 0;
+  /** The backend accepted and bytes flow (counted in its active connections). */
+  connected = false;
+  closed = false;
 }
 
 /**
@@ -150,6 +159,20 @@ export abstract class SplicingTcpListener<K extends SplicedConn> extends Listene
   abstract finish(k: K, rst: boolean): void;
   /** Pick a backend not tried yet and dial it. */
   protected abstract dial(k: K): void;
+  /** The client's address and port. */
+  protected abstract peer(k: K): { address?: string | undefined; port?: number | undefined };
+
+  /** The next backend to dial for `k`; undefined, counted and the client reset, when none is left. */
+  protected pickBackend(k: K): BackendState | undefined {
+    // Only source hashing looks at the client: the others spare the getpeername call.
+    const key = this.pool.keyed ? (this.peer(k).address ?? '') : '';
+    const b = this.pool.scheduler.pick(key, k.tried) as BackendState | undefined;
+    if (b) return b;
+    this.noBackend++;
+    if (this.log.debugEnabled) this.log.debug('no backend left', { listener: this.key, client: this.peer(k).address });
+    this.finish(k, true);
+    return undefined;
+  }
 
   /**
    * The dial to `b` failed and its socket is closed: count it, then try another backend (each

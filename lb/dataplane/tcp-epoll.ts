@@ -39,7 +39,7 @@ import {
   SOL_SOCKET,
   TCP_NODELAY,
 } from './epoll.ts';
-import { ConnTimes, SplicingTcpListener } from './listener.ts';
+import { SplicedConn, SplicingTcpListener } from './listener.ts';
 import type { BackendState } from './pool.ts';
 import type { DataplaneHooks, ListenerSpec } from './types.ts';
 import { uvError } from './uv.ts';
@@ -144,22 +144,10 @@ class Side implements EpollTarget {
   }
 }
 
-class Conn extends ConnTimes {
+class Conn extends SplicedConn {
   readonly l: EpollTcpListener;
   readonly c: Side;
   u: Side | undefined = undefined;
-  backend: BackendState | undefined = undefined;
-  tried: Set<BackendState> | undefined = undefined;
-  /** Client bytes read before the backend accepted. */
-  pending: Buffer[] | undefined = undefined;
-  pendingBytes = 0;
-  hdrLen = 0;
-  rx = 0;
-  tx = 0;
-  upRx = 0;
-  upTx = 0;
-  connected = false;
-  closed = false;
 
   constructor(l: EpollTcpListener, fd: number, now: number) {
     super(now);
@@ -264,7 +252,7 @@ function startReading(s: Side): void {
 }
 
 /** Sends `n` bytes at `at` (in `buf`) to `to`, queuing a copy of what it cannot take now. */
-function send(k: Conn, to: Side, from: Side | undefined, buf: Buffer, at: number, n: number): void {
+function send(k: Conn, to: Side, from: Side | undefined, buf: Uint8Array, at: number, n: number): void {
   let sent = 0;
   if (to.outBytes === 0) {
     sent = loop.c.send(to.fd, at, n, MSG_NOSIGNAL);
@@ -489,15 +477,8 @@ export class EpollTcpListener extends SplicingTcpListener<Conn> implements Epoll
   protected dial(k: Conn): void {
     if (k.closed) return;
     const c = loop.c;
-    // Only source hashing looks at the client: the others spare the getpeername call.
-    const key = this.pool.keyed ? (this.peer(k).address ?? '') : '';
-    const b = this.pool.scheduler.pick(key, k.tried) as BackendState | undefined;
-    if (!b) {
-      this.noBackend++;
-      if (this.log.debugEnabled) this.log.debug('no backend left', { listener: this.key, client: this.peer(k).address });
-      this.finish(k, true);
-      return;
-    }
+    const b = this.pickBackend(k);
+    if (!b) return;
     k.backend = b;
     k.dialAt = this.now();
     const a = backendAddr(b);
@@ -617,7 +598,7 @@ export class EpollTcpListener extends SplicingTcpListener<Conn> implements Epoll
     if (k.connected && k.backend) this.pool.close(k.backend);
   }
 
-  private peer(k: Conn): { address?: string; port?: number } {
+  protected peer(k: Conn): { address?: string; port?: number } {
     return this.addressOf(k.c.fd, true);
   }
 

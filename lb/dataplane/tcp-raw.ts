@@ -17,8 +17,7 @@
 // HIGH_WATER and start again when it drains (afterWrite).
 
 import type { Logger } from '../core/log.ts';
-import { ConnTimes, SplicingTcpListener } from './listener.ts';
-import type { BackendState } from './pool.ts';
+import { SplicedConn, SplicingTcpListener } from './listener.ts';
 import type { DataplaneHooks, ListenerSpec } from './types.ts';
 import { UV_EOF, uvBindings, uvError, type UvAddress, type UvBindings, type UvReq, type UvTcp } from './uv.ts';
 
@@ -54,25 +53,12 @@ const SHUTTING = 4; // shutdown requested
 const STOPPED = 8; // reading stopped for backpressure (or while dialing)
 const CLOSED = 16; // handle closed
 
-class Conn extends ConnTimes {
+class Conn extends SplicedConn {
   readonly l: RawTcpListener;
   readonly c: Handle;
   u: Handle | undefined = undefined;
   cf = 0;
   uf = 0;
-  backend: BackendState | undefined = undefined;
-  tried: Set<BackendState> | undefined = undefined;
-  /** Client bytes read before the backend accepted. */
-  pending: Uint8Array[] | undefined = undefined;
-  pendingBytes = 0;
-  hdrLen = 0;
-  /** Bytes read from / written to the client, and from / to the backend. */
-  rx = 0;
-  tx = 0;
-  upRx = 0;
-  upTx = 0;
-  connected = false;
-  closed = false;
   /** Where the next read of each side goes (libuv holds only a pointer: referenced here). */
   cbuf: Uint8Array = Buffer.allocUnsafe(READ_MIN);
   ubuf: Uint8Array | undefined = undefined;
@@ -313,15 +299,8 @@ export class RawTcpListener extends SplicingTcpListener<Conn> {
 
   protected dial(k: Conn): void {
     if (k.closed) return;
-    // Only source hashing looks at the client: the others spare the getpeername call.
-    const key = this.pool.keyed ? this.peer(k).address ?? '' : '';
-    const b = this.pool.scheduler.pick(key, k.tried) as BackendState | undefined;
-    if (!b) {
-      this.noBackend++;
-      if (this.log.debugEnabled) this.log.debug('no backend left', { listener: this.key, client: this.peer(k).address });
-      this.finish(k, true);
-      return;
-    }
+    const b = this.pickBackend(k);
+    if (!b) return;
     const u = new uv.TCP(uv.SOCKET) as Handle;
     u.conn = k;
     k.u = u;
@@ -414,7 +393,7 @@ export class RawTcpListener extends SplicingTcpListener<Conn> {
     if (k.connected && k.backend) this.pool.close(k.backend);
   }
 
-  private peer(k: Conn): UvAddress {
+  protected peer(k: Conn): UvAddress {
     const out: UvAddress = {};
     k.c.getpeername(out);
     return out;
