@@ -4,9 +4,9 @@
 // conversions. The engine's TCP behaviour is tested with the other engines in tcp.test.ts.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
@@ -151,4 +151,53 @@ test('sockaddr and fromSockaddr: IPv4 and IPv6 both ways, IPv6 written as inet_n
   const loop = EpollLoop.get();
   assert.ok(loop);
   assert.equal(sockaddr('fe80::1%lo', 80, loop.c.if_nametoindex).readUInt32LE(24), Number(readFileSync('/sys/class/net/lo/ifindex', 'utf8')));
+});
+
+test('out of descriptors: the epoll engine stops polling the listener (no spin) and accepts again once descriptors are free', async (t) => {
+  const up = await TcpUpstream.start('a', 'echo');
+  t.after(() => up.close());
+  const port = await freePort();
+  const script = `
+    import { Dataplane } from ${JSON.stringify(new URL('../../lb/dataplane/dataplane.ts', import.meta.url).href)};
+    import { silentLogger } from ${JSON.stringify(new URL('../../lb/core/log.ts', import.meta.url).href)};
+    const dp = new Dataplane({ log: silentLogger, engine: 'epoll' });
+    const spec = { port: ${port}, protocol: 'TCP', scheduler: 'rr', healthCheck: { type: 'none', interval: 1000, timeout: 500, rise: 1, fall: 1, path: '/' },
+      timeouts: { connect: 1000, idle: 60000, udpSession: 5000, drain: 100 }, proxyProtocol: 'none', retries: 0,
+      limits: { maxConnections: 0, maxUdpSessions: 10 }, backends: [{ address: '127.0.0.1', port: ${up.port}, weight: 1 }] };
+    const res = await dp.apply({ listeners: [{ key: '127.0.0.1:${port}/TCP', service: 's', vip: '127.0.0.1', spec }] });
+    process.stdout.write(dp.engine + ' ' + res.up.length + '\\n');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill('SIGKILL'));
+  const [line] = (await once(child.stdout, 'data')) as [Buffer];
+  assert.equal(line.toString().trim(), 'epoll 1');
+  const pid = child.pid!;
+  // Room for 6 more descriptors: 3 connections (client and backend each), then accept fails.
+  const open = readdirSync(`/proc/${pid}/fd`).length;
+  const limit = open + 6;
+  const r = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${limit}:`]); // the soft limit only
+  assert.equal(r.status, 0, r.stderr?.toString());
+  const clients: net.Socket[] = [];
+  t.after(() => clients.forEach((c) => c.destroy()));
+  for (let i = 0; i < 8; i++) {
+    const c = net.connect({ host: '127.0.0.1', port });
+    c.on('error', () => {});
+    clients.push(c);
+    await once(c, 'connect');
+  }
+  const cpu = () => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'latin1').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in seconds (USER_HZ 100)
+  };
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const before = cpu();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const used = cpu() - before;
+  assert.ok(used < 0.3, `the data plane used ${used.toFixed(2)} s of CPU in 1 s while out of descriptors`);
+  // Descriptors back: a new client is served.
+  clients.forEach((c) => c.destroy());
+  const r2 = spawnSync('prlimit', [`--pid=${pid}`, `--nofile=${limit + 100}:`]);
+  assert.equal(r2.status, 0, r2.stderr?.toString());
+  const again = await request(port, 'again');
+  assert.equal(again.data.toString(), 'again');
 });
