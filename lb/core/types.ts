@@ -99,7 +99,7 @@ export interface HaSpec {
   holdDown: number;
 }
 
-/** How TCP is proxied: raw libuv handles (default) or node:net sockets. */
+/** How TCP is proxied: the data plane's own epoll loop (default), raw libuv handles, or node:net sockets. */
 export type TcpEngine = 'raw' | 'net' | 'epoll';
 
 export interface Config {

@@ -1,8 +1,8 @@
 // TCP virtual service on raw libuv handles (uv.ts): the same behaviour as tcp.ts (dial with
 // retries before any byte is forwarded, splice both ways with backpressure, half-close,
 // resets passed on, connect/idle/half-closed bounds from the data plane's one sweep), with
-// no net.Socket, stream or EventEmitter in between. The default engine
-// (dataplane.engine: raw); tcp.ts is the node:net engine.
+// no net.Socket, stream or EventEmitter in between (dataplane.engine: raw, the engine where
+// the default epoll engine, tcp-epoll.ts, cannot run); tcp.ts is the node:net engine.
 //
 // Why (npm run bench, 1 core, HTTP Connection: close): per connection the kernel does the
 // same work for HAProxy and for Node (about 165k instructions: 21 syscalls), and throughput

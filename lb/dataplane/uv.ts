@@ -53,8 +53,6 @@ export interface UvTcp {
   /** Close with RST (uv_tcp_close_reset); fails (EINVAL) once a shutdown is pending. */
   reset(): number;
   close(): void;
-  /** The handle alone no longer keeps the event loop (and the process) alive. */
-  unref(): void;
 }
 
 export interface UvBindings {
@@ -96,7 +94,7 @@ export function uvBindings(): UvBindings | undefined {
       kLastWriteWasAsync: number;
     };
     const proto = tcp.TCP.prototype as unknown as Record<string, unknown>;
-    const methods = ['bind', 'bind6', 'listen', 'connect', 'connect6', 'getpeername', 'getsockname', 'readStart', 'readStop', 'writeBuffer', 'useUserBuffer', 'shutdown', 'setNoDelay', 'reset', 'close', 'unref'];
+    const methods = ['bind', 'bind6', 'listen', 'connect', 'connect6', 'getpeername', 'getsockname', 'readStart', 'readStop', 'writeBuffer', 'useUserBuffer', 'shutdown', 'setNoDelay', 'reset', 'close'];
     if (methods.some((m) => typeof proto[m] !== 'function')) return undefined;
     if (!(sw.streamBaseState instanceof Int32Array) || typeof tcp.constants.UV_TCP_REUSEPORT !== 'number') return undefined;
     cached = {
