@@ -113,7 +113,7 @@ function backendAddr(b: BackendState): { sa: Buffer; at: number; family: number 
 
 class Side implements EpollTarget {
   readonly k: Conn;
-  fd: number;
+  readonly fd: number;
   f = 0;
   /** The events asked of epoll now. */
   ev = 0;
@@ -257,7 +257,7 @@ function send(k: Conn, to: Side, from: Side | undefined, buf: Uint8Array, at: nu
   if (to.outBytes === 0) {
     sent = loop.c.send(to.fd, at, n, MSG_NOSIGNAL);
     if (sent === n) {
-      sent0(k, to, n);
+      countSent(k, to, n);
       return;
     }
     if (sent < 0) {
@@ -272,13 +272,13 @@ function send(k: Conn, to: Side, from: Side | undefined, buf: Uint8Array, at: nu
   const rest = Buffer.from(buf.subarray(sent, n));
   (to.out ??= []).push(rest);
   to.outBytes += rest.length;
-  sent0(k, to, n);
+  countSent(k, to, n);
   interest(to);
   if (from !== undefined && to.outBytes > HIGH_WATER) stopReading(from);
 }
 
 /** Counts bytes sent or queued to a side (a failed send counts none). */
-function sent0(k: Conn, to: Side, n: number): void {
+function countSent(k: Conn, to: Side, n: number): void {
   if (to === k.c) k.tx += n;
   else k.upTx += n;
 }
